@@ -1,0 +1,10 @@
+"""clipdemo: generate images with Stable Diffusion, rank them with CLIP, and explore CLIP zero-shot."""
+
+__version__ = "0.1.0"
+
+from .config import Settings, resolve_settings  # noqa: E402
+from .errors import InputError, ModelLoadError  # noqa: E402
+from .generation import GenerationRequest  # noqa: E402
+from .studio import Studio  # noqa: E402
+
+__all__ = ["GenerationRequest", "InputError", "ModelLoadError", "Settings", "Studio", "resolve_settings", "__version__"]

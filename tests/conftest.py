@@ -1,0 +1,29 @@
+import os
+
+# Nothing in the tests may reach the network.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _var in ("CLIPDEMO_SD_MODEL", "CLIPDEMO_CLIP_MODEL", "CLIPDEMO_PRESET", "CLIPDEMO_DTYPE"):
+    os.environ.pop(_var, None)
+
+import pytest  # noqa: E402
+
+from tests.tiny_models import save_tiny_clip, save_tiny_sd  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory):
+    return save_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def studio(tiny_clip_dir, tiny_sd_dir):
+    from clipdemo import Studio, resolve_settings
+
+    return Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32"))

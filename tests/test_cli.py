@@ -1,0 +1,105 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipdemo.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "clipdemo", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def test_generate_writes_manifest_exactly_as_specified(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("generate", "a dog wearing glasses", "-n", "3", "--seed", "5", "--steps", "2", "--guidance", "1.5",
+                   "--width", "64", "--height", "72", "--negative", "blurry", "--out", str(out), "--json",
+                   "--sd-model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir), "--dtype", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    written = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert printed == written
+    assert {"prompt", "negative_prompt", "sd_model", "clip_model", "steps", "guidance", "width", "height",
+            "images"} <= set(written)
+    assert (written["prompt"], written["negative_prompt"], written["steps"], written["guidance"]) == (
+        "a dog wearing glasses", "blurry", 2, 1.5)
+    assert (written["width"], written["height"]) == (64, 72)
+    assert written["sd_model"] == str(tiny_sd_dir) and written["clip_model"] == str(tiny_clip_dir)
+    images = written["images"]
+    assert [e["rank"] for e in images] == [1, 2, 3]
+    assert sorted(e["seed"] for e in images) == [5, 6, 7]
+    scores = [e["clip_score"] for e in images]
+    assert scores == sorted(scores, reverse=True)
+    for entry in images:
+        assert set(entry) == {"rank", "seed", "clip_score", "scores", "file"}
+        assert entry["scores"] == {"clip": entry["clip_score"]}
+        assert not Path(entry["file"]).is_absolute()
+        assert Image.open(out / entry["file"]).size == (64, 72)
+
+
+def test_generate_bad_input_exits_2_with_one_line(tiny_sd_dir, tiny_clip_dir, tmp_path, capsys):
+    code = main(["generate", "  ", "--out", str(tmp_path), "--sd-model", str(tiny_sd_dir),
+                 "--clip-model", str(tiny_clip_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "prompt is empty" in err
+
+
+def test_explicit_model_that_cannot_load_exits_2_and_is_not_replaced(tmp_path):
+    proc = run_cli("classify", str(tmp_path / "x.png"), "--labels", "a,b", "--clip-model", str(tmp_path / "missing"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "x.png" in proc.stderr or "missing" in proc.stderr
+
+
+def test_classify_json(tiny_clip_dir, image_files, capsys):
+    code = main(["classify", *image_files, "--labels", "cat, dog, bird", "--json", "--clip-model", str(tiny_clip_dir),
+                 "--dtype", "fp32"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["image"] for d in data] == image_files
+    for entry in data:
+        probs = [p["prob"] for p in entry["predictions"]]
+        assert {p["label"] for p in entry["predictions"]} == {"cat", "dog", "bird"}
+        assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
+    main(["classify", *image_files, "--labels", "cat, dog, bird", "--top-k", "1", "--json",
+          "--clip-model", str(tiny_clip_dir)])
+    assert all(len(e["predictions"]) == 1 for e in json.loads(capsys.readouterr().out))
+
+
+def test_similarity_json(tiny_clip_dir, image_files, capsys):
+    code = main(["similarity", *image_files, "--texts", "a dog", "a cat", "一只狗", "--json",
+                 "--clip-model", str(tiny_clip_dir), "--dtype", "fp32"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["images"] == image_files and data["texts"] == ["a dog", "a cat", "一只狗"]
+    cosine, score = np.array(data["cosine"]), np.array(data["clip_score"])
+    assert cosine.shape == (2, 3)
+    np.testing.assert_allclose(score, 100 * np.maximum(cosine, 0), atol=1e-9)
+
+
+def test_unreadable_image_exits_2(tiny_clip_dir, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    code = main(["classify", str(bad), "--labels", "a,b", "--clip-model", str(tiny_clip_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "notes.png" in err and "not a readable image" in err

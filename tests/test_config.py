@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from clipdemo.config import DEFAULT_CLIP_MODEL, DEFAULT_SD_MODEL, resolve_settings
+from clipdemo.errors import InputError
+from clipdemo.loading import pick_dtype
+
+
+def test_defaults_are_real_hub_ids():
+    s = resolve_settings(env={})
+    assert (s.sd_model, s.clip_model) == (DEFAULT_SD_MODEL, DEFAULT_CLIP_MODEL)
+    assert not s.sd_model_explicit and not s.clip_model_explicit
+    assert (s.defaults.steps, s.defaults.guidance, s.defaults.width, s.defaults.height) == (1, 0.0, 512, 512)
+
+
+def test_flag_beats_environment_and_marks_model_explicit():
+    env = {"CLIPDEMO_CLIP_MODEL": "env/clip", "CLIPDEMO_SD_MODEL": "env/sd", "CLIPDEMO_DTYPE": "bf16"}
+    s = resolve_settings(clip_model="flag/clip", env=env)
+    assert s.clip_model == "flag/clip" and s.clip_model_explicit
+    assert s.sd_model == "env/sd" and s.sd_model_explicit
+    assert s.dtype == "bf16"
+
+
+def test_unknown_dtype_and_preset_are_refused():
+    with pytest.raises(InputError, match="dtype"):
+        resolve_settings(dtype="int4", env={})
+    with pytest.raises(InputError, match="preset"):
+        resolve_settings(preset="nope", env={})
+
+
+def test_dtype_follows_hardware_unless_named():
+    assert pick_dtype(torch.device("cuda")) == torch.float16
+    assert pick_dtype(torch.device("cpu"), "fp32") == torch.float32
+    assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert pick_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)

@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+from clipdemo.generation import Candidate, GenerationRequest
+from clipdemo.ranking import RankResult, rank_candidates, write_run
+
+
+def independent_clip_scores(model_dir, images, text):
+    """CLIPScore straight from transformers' CLIPModel forward pass, not through clipdemo."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(model_dir).eval()
+    processor = CLIPProcessor.from_pretrained(model_dir)
+    with torch.no_grad():
+        out = model(**processor(text=[text], images=images, return_tensors="pt", padding=True))
+    cosine = (out.image_embeds @ out.text_embeds.T)[:, 0]
+    return (100 * cosine.clamp(min=0)).tolist()
+
+
+def test_ranking_is_sorted_and_scores_match_independent_computation(studio, tiny_clip_dir):
+    result = studio.generate(GenerationRequest("a dog wearing glasses", n=4, seed=3, steps=1, width=64, height=64))
+    scores = [item.clip_score for item in result.images]
+    assert scores == sorted(scores, reverse=True)
+    assert [item.rank for item in result.images] == [1, 2, 3, 4]
+    assert sorted(item.seed for item in result.images) == [3, 4, 5, 6]
+    expected = independent_clip_scores(tiny_clip_dir, [item.image for item in result.images], "a dog wearing glasses")
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+
+
+def test_broken_images_go_last_without_a_score(studio):
+    rng = np.random.default_rng(0)
+    good = [Candidate(i, Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))) for i in range(2)]
+    bad = Candidate(9, Image.new("RGB", (64, 64)), problem="the model produced an all-black image")
+    ranked = rank_candidates([bad, *good], "a cat", studio.scorer())
+    assert [r.seed for r in ranked][-1] == 9 and ranked[-1].scores == {} and "not ranked" in ranked[-1].caption()
+
+
+def test_written_scores_reproduce_from_the_saved_files(studio, tmp_path):
+    result = studio.generate(GenerationRequest("a red circle", n=2, seed=11, steps=1, width=64, height=64))
+    write_run(result, tmp_path)
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    for entry in data["images"]:
+        saved = Image.open(tmp_path / entry["file"]).convert("RGB")
+        # Scored one at a time here, in a batch there: equal up to float rounding.
+        assert abs(studio.scorer().clip_scores([saved], "a red circle")[0] - entry["clip_score"]) < 1e-4
+    assert not list(tmp_path.glob(".*partial"))
+    assert isinstance(result, RankResult)

@@ -1,0 +1,82 @@
+"""A real Gradio server on 127.0.0.1, driven through gradio_client."""
+
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipdemo import Studio, resolve_settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_sd_dir, tiny_clip_dir):
+    from clipdemo.ui import build_app
+
+    studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32"))
+    demo = build_app(studio)
+    demo.queue(max_size=16)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "sample.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_generate_endpoint(client):
+    gallery, table, info = client.predict("a dog wearing glasses", "", 3, 1, 0, 64, 64, 21, api_name="/generate")
+    assert len(gallery) == 3
+    captions = [g["caption"] for g in gallery]
+    assert captions[0].startswith("#1 · CLIP ") and all("seed" in c for c in captions)
+    scores = [row[2] for row in table["data"]]
+    assert scores == sorted(scores, reverse=True)
+    assert sorted(row[1] for row in table["data"]) == [21, 22, 23]
+
+
+def test_classify_endpoint(client, image_file):
+    from gradio_client import handle_file
+
+    label, table, _ = client.predict([handle_file(image_file)], "cat, dog, bird", "a photo of a {}.", 3,
+                                     api_name="/classify")
+    confidences = [c["confidence"] for c in label["confidences"]]
+    assert abs(sum(confidences) - 1) < 1e-4 and label["label"] == label["confidences"][0]["label"]
+    assert {row[1] for row in table["data"]} == {"cat", "dog", "bird"}
+
+
+def test_similarity_endpoint(client, image_file):
+    from gradio_client import handle_file
+
+    plot, table = client.predict([handle_file(image_file)], "a dog\na cat", api_name="/similarity")
+    assert plot["type"] == "matplotlib"
+    assert [row[1] for row in table["data"]] == ["a dog", "a cat"]
+    for row in table["data"]:
+        assert abs(row[3] - 100 * max(row[2], 0)) < 0.02
+
+
+def test_bad_input_is_a_message_and_the_server_survives(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="prompt is empty"):
+        client.predict("   ", "", 2, 1, 0, 64, 64, 1, api_name="/generate")
+    with pytest.raises(AppError, match="multiple of 8"):
+        client.predict("a cat", "", 2, 1, 0, 100, 64, 1, api_name="/generate")
+    gallery, _, _ = client.predict("a cat", "", 1, 1, 0, 64, 64, 1, api_name="/generate")
+    assert len(gallery) == 1

@@ -42,7 +42,7 @@ def image_file(tmp_path):
 
 
 def test_generate_endpoint(client):
-    gallery, table, info = client.predict("a dog wearing glasses", "", 3, 1, 0, 64, 64, 21, api_name="/generate")
+    gallery, table, info = client.predict("a dog wearing glasses", "", 3, 1, 0, 64, 64, "21", api_name="/generate")
     assert len(gallery) == 3
     captions = [g["caption"] for g in gallery]
     assert captions[0].startswith("#1 · CLIP ") and all("seed" in c for c in captions)
@@ -75,8 +75,16 @@ def test_bad_input_is_a_message_and_the_server_survives(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="prompt is empty"):
-        client.predict("   ", "", 2, 1, 0, 64, 64, 1, api_name="/generate")
+        client.predict("   ", "", 2, 1, 0, 64, 64, "1", api_name="/generate")
     with pytest.raises(AppError, match="multiple of 8"):
-        client.predict("a cat", "", 2, 1, 0, 100, 64, 1, api_name="/generate")
-    gallery, _, _ = client.predict("a cat", "", 1, 1, 0, 64, 64, 1, api_name="/generate")
+        client.predict("a cat", "", 2, 1, 0, 100, 64, "1", api_name="/generate")
+    gallery, _, _ = client.predict("a cat", "", 1, 1, 0, 64, 64, "1", api_name="/generate")
     assert len(gallery) == 1
+
+
+def test_blank_seed_means_random_and_seeds_are_shown(client):
+    gallery, table, info = client.predict("a cat", "", 2, 1, 0, 64, 64, "", api_name="/generate")
+    seeds = sorted(row[1] for row in table["data"])
+    assert seeds[1] == seeds[0] + 1
+    assert all(f"seed {s}" in " ".join(g["caption"] for g in gallery) for s in seeds)
+    assert f"Seeds {seeds[0]}–{seeds[1]}" in info

@@ -72,14 +72,14 @@ def build_app(studio: Studio) -> gr.Blocks:
         guidance: float,
         width: int,
         height: int,
-        seed: float | None,
+        seed: str,
         progress=gr.Progress(),
     ):
         """Generate candidates for a prompt and rank them best-first by CLIPScore."""
         progress(0, desc="Loading models")
         request = GenerationRequest(
             prompt, negative_prompt, num_candidates, steps, guidance, width, height,
-            None if seed in (None, "") else seed,
+            None if seed is None or not str(seed).strip() else str(seed).strip(),
         ).validated()
 
         def on_step(step: int, total: int) -> None:
@@ -138,7 +138,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     with gr.Row():
                         width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
                         height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
-                        seed = gr.Number(value=None, label="Seed (blank = random)", precision=0)
+                        seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button")
                     gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt])
                 with gr.Column(scale=3):

@@ -17,10 +17,13 @@ from .errors import InputError
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR.parent / "assets"
 TOKENIZER_DIR = ASSETS_DIR / "tokenizer"
+DEMO_MODELS_DIR = ASSETS_DIR / "models"
 
 DEFAULT_SD_MODEL = "stabilityai/sd-turbo"
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_TAESD = "madebyollin/taesd"
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,13 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(DEFAULT_SD_MODEL, DEFAULT_CLIP_MODEL, description="sd-turbo + OpenAI CLIP ViT-B/32 from the Hub"),
+    # Tiny models trained here on the shapes world (scripts/train_demo_models.py): they work offline.
+    "demo": Preset(
+        str(DEMO_MODELS_DIR / "demo-sd"),
+        str(DEMO_MODELS_DIR / "demo-clip"),
+        GenerationDefaults(n=4, steps=20, guidance=4.0, width=64, height=64),
+        description="tiny bilingual shapes models shipped in assets/models, offline",
+    ),
 }
 
 
@@ -56,7 +66,16 @@ class Settings:
     dtype: str = "auto"
     device: str = "auto"
     preset: str = "default"
+    preset_explicit: bool = False
+    decoder: str = "auto"  # auto | taesd | full | PATH to an AutoencoderTiny folder
+    compile: bool = False  # torch.compile the UNet (opt-in: slow first call)
+    cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
+
+    @property
+    def uses_builtin_defaults(self) -> bool:
+        """True when the user chose no model and no preset: only then may the app fall back to the demo."""
+        return not (self.sd_model_explicit or self.clip_model_explicit or self.preset_explicit)
 
     def with_preset(self, name: str) -> "Settings":
         """The same settings with another preset's models, keeping any model the user named."""
@@ -82,11 +101,15 @@ def resolve_settings(
     dtype: str | None = None,
     device: str | None = None,
     preset: str | None = None,
+    decoder: str | None = None,
+    compile: bool | None = None,
+    cpu_offload: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Combine flags (the arguments), environment variables and the chosen preset into Settings."""
     env = os.environ if env is None else env
-    preset_name = preset or env.get("CLIPDEMO_PRESET") or "default"
+    named_preset = preset or env.get("CLIPDEMO_PRESET")
+    preset_name = named_preset or "default"
     chosen = get_preset(preset_name)
     sd = sd_model or env.get("CLIPDEMO_SD_MODEL")
     clip = clip_model or env.get("CLIPDEMO_CLIP_MODEL")
@@ -101,5 +124,9 @@ def resolve_settings(
         dtype=dtype,
         device=device or env.get("CLIPDEMO_DEVICE") or "auto",
         preset=preset_name,
+        preset_explicit=bool(named_preset),
+        decoder=decoder or env.get("CLIPDEMO_DECODER") or "auto",
+        compile=compile if compile else env.get("CLIPDEMO_COMPILE", "").lower() in TRUE_WORDS,
+        cpu_offload=cpu_offload if cpu_offload else env.get("CLIPDEMO_CPU_OFFLOAD", "").lower() in TRUE_WORDS,
         defaults=chosen.defaults,
     )

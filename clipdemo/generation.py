@@ -97,9 +97,13 @@ def generate_candidates(
     pipe: Any,
     request: GenerationRequest,
     progress: ProgressFn | None = None,
-    prompt_for_model: str | None = None,
+    prompt_embeddings: tuple | None = None,
 ) -> list[Candidate]:
-    """Run the pipeline once for all N candidates. `request` must already be validated."""
+    """Run the pipeline once for all N candidates. `request` must already be validated.
+
+    `prompt_embeddings` is (prompt_embeds, negative_prompt_embeds) from pipe.encode_prompt, when the
+    caller caches them; otherwise the pipeline encodes the prompt itself.
+    """
     device = pipe.device if pipe.device.type != "mps" else torch.device("cpu")
     seeds = [request.seed + i for i in range(request.n)]
     generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
@@ -110,9 +114,12 @@ def generate_candidates(
         return callback_kwargs
 
     with torch.inference_mode():
+        if prompt_embeddings is None:
+            text = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None)
+        else:
+            text = dict(prompt_embeds=prompt_embeddings[0], negative_prompt_embeds=prompt_embeddings[1])
         output = pipe(
-            prompt=prompt_for_model or request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            **text,
             num_images_per_prompt=request.n,
             num_inference_steps=request.steps,
             guidance_scale=request.guidance,

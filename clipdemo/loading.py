@@ -153,3 +153,56 @@ def load_text2image(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -
         return pipe.to(device)
 
     return MODELS.get(("sd", spec.model_id, str(device), str(dtype)), spec, load)
+
+
+def load_tiny_decoder(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> Any:
+    """TAESD (AutoencoderTiny): decodes SD latents in a fraction of the full VAE's time."""
+    from diffusers import AutoencoderTiny
+
+    def load():
+        vae = AutoencoderTiny.from_pretrained(
+            spec.model_id, dtype=dtype, use_safetensors=True, local_files_only=is_local(spec.model_id)
+        )
+        return vae.to(device).eval()
+
+    return MODELS.get(("taesd", spec.model_id, str(device), str(dtype)), spec, load)
+
+
+def has_sd_latents(vae: Any) -> bool:
+    """True when a pipeline's VAE speaks SD 1.x/2.x latents, the ones TAESD was trained to decode."""
+    config = vae.config
+    return config.get("latent_channels") == 4 and abs(config.get("scaling_factor", 0) - 0.18215) < 1e-4
+
+
+def hub_model_reachable(model_id: str, timeout: float = 2.0) -> bool:
+    """Can this model be loaded without a long wait? Local folders and cached Hub models: yes.
+
+    Otherwise the Hub must answer a TCP connection within `timeout` seconds, unless HF_HUB_OFFLINE is
+    set, in which case the answer is no at once. This keeps an air-gapped start fast.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if is_local(model_id):
+        return True
+    if looks_like_path(model_id):
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model_index.json", "config.json"):
+            if isinstance(try_to_load_from_cache(model_id, filename), str):
+                return True
+    except Exception:  # a malformed id, say: treat as not cached
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

@@ -34,6 +34,12 @@ def add_model_flags(p: argparse.ArgumentParser, generation: bool = True) -> None
     p.add_argument("--clip-model", help="CLIP hub id or local folder (env CLIPDEMO_CLIP_MODEL)")
     if generation:
         p.add_argument("--sd-model", help="diffusers text-to-image hub id or local folder (env CLIPDEMO_SD_MODEL)")
+        p.add_argument("--decoder", help="auto (TAESD on CPU), taesd, full, or an AutoencoderTiny folder "
+                       "(env CLIPDEMO_DECODER)")
+        p.add_argument("--compile", action="store_true", default=None,
+                       help="torch.compile the UNet; slow first call (env CLIPDEMO_COMPILE=1)")
+        p.add_argument("--cpu-offload", action="store_true", default=None,
+                       help="move idle models to the CPU, for small GPUs (env CLIPDEMO_CPU_OFFLOAD=1)")
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype; auto picks by hardware (env CLIPDEMO_DTYPE)")
     p.add_argument("--device", help="cuda, mps or cpu; auto picks the first available (env CLIPDEMO_DEVICE)")
 
@@ -85,6 +91,9 @@ def settings_from(args: argparse.Namespace):
         dtype=args.dtype,
         device=args.device,
         preset=args.preset,
+        decoder=getattr(args, "decoder", None),
+        compile=getattr(args, "compile", None),
+        cpu_offload=getattr(args, "cpu_offload", None),
     )
 
 
@@ -157,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         studio = Studio(settings_from(args))
+        for notice in studio.notices:
+            print(f"note: {notice}", file=sys.stderr)
         return COMMANDS[args.command](args, studio)
     except (InputError, ModelLoadError) as exc:
         print(f"clipdemo {args.command}: error: {exc}", file=sys.stderr)

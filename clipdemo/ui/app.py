@@ -14,6 +14,7 @@ import gradio as gr
 from ..errors import InputError, ModelLoadError
 from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest
 from ..images import load_image
+from ..loading import is_local
 from ..plots import similarity_heatmap
 from ..studio import Studio
 from ..text import DEFAULT_TEMPLATE
@@ -60,6 +61,13 @@ def _read_uploads(files: list[Any] | None) -> tuple[list, list[str]]:
     return [load_image(p, name=n) for p, n in zip(paths, names)], names
 
 
+def shown(model_id: str) -> str:
+    """A model's name for the page: a hub id as is, a local folder by its last part (no server paths)."""
+    from pathlib import Path
+
+    return Path(model_id).name if is_local(model_id) else model_id
+
+
 def build_app(studio: Studio) -> gr.Blocks:
     s = studio.settings
     d = s.defaults
@@ -91,8 +99,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         gallery = [(item.image, item.caption()) for item in result.images]
         table = [[item.rank, item.seed, None if item.clip_score is None else round(item.clip_score, 2)] for item in result.images]
         info = (
-            f"Ranked by CLIPScore = 100·max(cos, 0) with **{result.clip_model}**; generated with "
-            f"**{result.sd_model}**. Seeds {request.seed}–{request.seed + request.n - 1}."
+            f"Ranked by CLIPScore = 100·max(cos, 0) with **{shown(result.clip_model)}**; generated with "
+            f"**{shown(result.sd_model)}**. Seeds {request.seed}–{request.seed + request.n - 1}."
         )
         if result.notices:
             info += "\n\n" + "\n".join(f"- ⚠️ {n}" for n in result.notices)
@@ -123,8 +131,10 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="clipdemo: CLIP studio") as demo:
         gr.Markdown(
             "# clipdemo\nGenerate candidates with Stable Diffusion, rank them with CLIP, and explore CLIP "
-            f"zero-shot.\n\nModels: **{s.sd_model}** (generation), **{s.clip_model}** (CLIP) · "
+            f"zero-shot.\n\nModels: **{shown(s.sd_model)}** (generation), **{shown(s.clip_model)}** (CLIP) · "
             f"device {studio.device.type}, {str(studio.dtype).replace('torch.', '')} · loaded on first use."
+            + "".join(f"\n\n> ⚠️ {notice}" for notice in studio.notices),
+            elem_id="model-banner",
         )
         with gr.Tab("Generate & rank"):
             with gr.Row():

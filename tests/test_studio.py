@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from clipdemo import GenerationRequest, ModelLoadError, Studio, resolve_settings
+from tests.tiny_models import save_tiny_taesd
+
+REQUEST = GenerationRequest("a dog wearing glasses", n=2, steps=1, width=64, height=64, seed=8)
+
+
+def make(tiny_sd_dir, tiny_clip_dir, **kwargs):
+    return Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32", **kwargs))
+
+
+@pytest.fixture(scope="module")
+def taesd_dir(tmp_path_factory):
+    return save_tiny_taesd(tmp_path_factory.mktemp("taesd"))
+
+
+def test_named_tiny_decoder_is_used(tiny_sd_dir, tiny_clip_dir, taesd_dir):
+    full = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
+    tiny = make(tiny_sd_dir, tiny_clip_dir, decoder=str(taesd_dir))
+    a, b = full.generate(REQUEST), tiny.generate(REQUEST)
+    assert type(tiny.pipeline().vae).__name__ == "AutoencoderTiny"
+    assert type(full.pipeline().vae).__name__ == "AutoencoderKL"
+    assert tiny.decoder_name == "TAESD" and not b.notices
+    assert a.images[0].image.tobytes() != b.images[0].image.tobytes()
+    # The base pipeline is shared, not modified: the full-VAE studio still decodes with its VAE.
+    assert full.pipeline().unet is tiny.pipeline().unet
+
+
+def test_taesd_unavailable_offline_falls_back_with_notice(tiny_sd_dir, tiny_clip_dir):
+    studio = make(tiny_sd_dir, tiny_clip_dir, decoder="taesd")
+    result = studio.generate(REQUEST)
+    assert type(studio.pipeline().vae).__name__ == "AutoencoderKL"
+    assert any("TAESD" in n and "full VAE" in n for n in result.notices)
+    assert len(result.images) == 2
+
+
+def test_named_decoder_that_cannot_load_is_an_error(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    studio = make(tiny_sd_dir, tiny_clip_dir, decoder=str(tmp_path / "missing-taesd"))
+    with pytest.raises(ModelLoadError, match="--decoder"):
+        studio.generate(REQUEST)
+
+
+def test_prompt_embeddings_are_cached_and_change_nothing(tiny_sd_dir, tiny_clip_dir):
+    studio = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
+    first = studio.generate(REQUEST)
+    pipe = studio.pipeline()
+    calls = []
+    hook = pipe.text_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        second = studio.generate(REQUEST)
+        assert calls == []  # the text encoder did not run again
+        studio.generate(GenerationRequest("another prompt", n=1, steps=1, width=64, height=64, seed=1))
+        assert len(calls) == 1
+    finally:
+        hook.remove()
+    assert [i.image.tobytes() for i in first.images] == [i.image.tobytes() for i in second.images]
+    from clipdemo.generation import generate_candidates
+
+    uncached = generate_candidates(pipe, REQUEST.validated())
+    by_seed = {i.seed: np.asarray(i.image) for i in first.images}
+    for c in uncached:
+        assert (np.asarray(c.image) == by_seed[c.seed]).all()

@@ -1,0 +1,40 @@
+import numpy as np
+
+from clipdemo import world
+from clipdemo.text import has_cjk
+
+
+def test_world_is_deterministic_given_a_seed():
+    a, b = world.sample(7, 12), world.sample(7, 12)
+    assert [x.image.tobytes() for x in a] == [x.image.tobytes() for x in b]
+    assert [x.caption_en for x in a] == [x.caption_en for x in b]
+    assert world.sample(8, 1)[0].image.tobytes() != a[0].image.tobytes()
+
+
+def test_thirty_classes_in_order_with_bilingual_captions():
+    samples = world.sample(0, 60)
+    assert len(world.CLASSES) == 30
+    assert [s.label for s in samples] == list(range(30)) * 2
+    for s in samples:
+        assert s.colour in s.caption_en and s.shape in s.caption_en
+        assert world.COLOURS[s.colour][1] in s.caption_zh and world.SHAPES[s.shape] in s.caption_zh
+        assert has_cjk(s.caption_zh) and not has_cjk(s.caption_en)
+        assert s.image.size == (64, 64) and s.image.mode == "RGB"
+
+
+def test_light_background_and_one_coloured_shape():
+    for s in world.sample(1, 30):
+        pixels = np.asarray(s.image, dtype=np.int32)
+        corners = [pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]]
+        assert sum(c.min() > 180 for c in corners) >= 3  # the shape may touch at most one corner
+
+
+def test_colour_judge_agrees_with_the_renderer():
+    samples = world.sample(3, 300)
+    assert sum(world.judge_colour(s.image) == s.colour for s in samples) / len(samples) >= 0.99
+
+
+def test_colour_judge_says_none_for_a_grey_image():
+    from PIL import Image
+
+    assert world.judge_colour(Image.new("RGB", (64, 64), (200, 200, 200))) is None

@@ -40,7 +40,7 @@ def zero_shot_accuracy(studio: Studio, samples: list[world.Sample], language: st
     correct = 0
     for start in range(0, len(samples), 64):
         chunk = samples[start : start + 64]
-        results = studio.classify([x.image for x in chunk], labels, template, top_k=1)
+        results = studio.classify([x.image for x in chunk], labels, template, top_k=1).images
         correct += sum(r.top.label == labels[x.label] for r, x in zip(results, chunk))
     return correct / len(samples)
 

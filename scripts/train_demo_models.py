@@ -114,6 +114,62 @@ def train_clip(steps: int, seed: int):
     return model.eval()
 
 
+def finetune_clip_vision(model, steps: int, seed: int):
+    """Second CLIP stage: the text tower is frozen and only the vision side learns.
+
+    The joint stage learns colours fast but shapes slowly; with the captions' embeddings fixed,
+    the image tower gets a stable target and a lower learning rate finishes the job. The text tower
+    (also the SD text encoder) is not changed by this stage.
+    """
+    torch.manual_seed(seed)
+    tok = tokenizer()
+    pool = world.sample(seed + 4, 24000)  # a large pool: 6000 images overfit (train 88%, held-out 66%)
+    labels = torch.tensor([s.label for s in pool])
+    pixels = clip_pixels([s.image for s in pool])
+    captions = sorted({c for s in pool for c in (s.caption_en, s.caption_zh)})
+    caption_index = {c: i for i, c in enumerate(captions)}
+    with torch.no_grad():
+        tokens = tok(captions, padding=True, return_tensors="pt")
+        text = model.get_text_features(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).pooler_output
+        text = text / text.norm(dim=-1, keepdim=True)
+    for p in model.text_model.parameters():
+        p.requires_grad_(False)
+    model.text_projection.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05)
+    rng = np.random.default_rng(seed)
+    n_classes = len(world.CLASSES)
+    by_class = [np.flatnonzero(labels.numpy() == c) for c in range(n_classes)]
+    model.train()
+    for step in range(steps):
+        idx = np.concatenate([rng.choice(by_class[c], 4, replace=False) for c in range(n_classes)])
+        text_rows, text_labels = [], []
+        for c in range(n_classes):
+            a, b = rng.choice(by_class[c], 2, replace=False)
+            text_rows += [caption_index[pool[a].caption_en], caption_index[pool[b].caption_zh]]
+            text_labels += [c, c]
+        text_labels = torch.tensor(text_labels)
+        image = model.get_image_features(pixel_values=pixels[idx]).pooler_output
+        image = image / image.norm(dim=-1, keepdim=True)
+        logits = model.logit_scale.exp() * image @ text[text_rows].T
+        match = (labels[idx][:, None] == text_labels[None, :]).float()
+        loss = -(match / match.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, steps, 1e-3, warmup=100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % 200 == 0 or step == steps - 1:
+            top = (text_labels[logits.argmax(1)] == labels[idx]).float().mean()
+            log(f"clip vision step {step}/{steps} loss {loss.item():.3f} batch top1 {top.item():.2f}")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()
+
+
 # --- VAE ---------------------------------------------------------------------------------------
 def build_vae():
     from diffusers import AutoencoderKL
@@ -225,7 +281,18 @@ def main() -> None:
     parser.add_argument("--clip-steps", type=int, default=1600)
     parser.add_argument("--vae-steps", type=int, default=300)
     parser.add_argument("--unet-steps", type=int, default=650)
+    parser.add_argument("--clip-vision-steps", type=int, default=3000)
+    parser.add_argument("--only", choices=["clip-vision"],
+                        help="run one stage on the saved models instead of everything (for re-runs)")
     args = parser.parse_args()
+    if args.only == "clip-vision":
+        from transformers import CLIPModel
+
+        clip_dir = args.out / "demo-clip"
+        clip = finetune_clip_vision(CLIPModel.from_pretrained(clip_dir, dtype=torch.float32), args.clip_vision_steps, args.seed)
+        clip.half().save_pretrained(clip_dir)
+        log(f"saved {clip_dir}")
+        return
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from diffusers import DPMSolverMultistepScheduler, DDPMScheduler, StableDiffusionPipeline
     from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTextConfig, CLIPTextModel
@@ -233,6 +300,7 @@ def main() -> None:
     started = time.time()
     tok = tokenizer()
     clip = train_clip(args.clip_steps, args.seed)
+    clip = finetune_clip_vision(clip, args.clip_vision_steps, args.seed)
     clip_dir = args.out / "demo-clip"
     processor = CLIPProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
@@ -281,7 +349,8 @@ def main() -> None:
     pipe.to(torch.float16).save_pretrained(sd_dir)
     (args.out / "TRAINING.json").write_text(json.dumps({
         "command": "python scripts/train_demo_models.py",
-        "seed": args.seed, "clip_steps": args.clip_steps, "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
+        "seed": args.seed, "clip_steps": args.clip_steps, "clip_vision_steps": args.clip_vision_steps,
+        "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
         "minutes": round((time.time() - started) / 60, 1), "torch": torch.__version__,
     }, indent=2) + "\n")
     log(f"saved {sd_dir}; total {(time.time() - started) / 60:.1f} min")

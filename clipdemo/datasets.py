@@ -1,0 +1,214 @@
+"""Labelled image collections for evaluation: class folders, zips of them, CSV lists, CIFAR archives.
+
+Everything is read from local files. CIFAR archives are pickles, so they are loaded only from paths
+given on the command line, never from uploads (the UI accepts zips of images only).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MAX_ZIP_FILES = 20_000
+MAX_ZIP_BYTES = 1 << 30  # 1 GiB uncompressed
+MAX_COMPRESSION_RATIO = 200  # a larger ratio for a big member looks like a zip bomb
+
+
+@dataclass
+class ImageSet:
+    """Images with class indices. `sources` are file paths or HxWx3 uint8 arrays (CIFAR)."""
+
+    class_names: list[str]  # identifiers: folder names, CSV labels, CIFAR names
+    labels: list[str]  # the text each class is classified against (labels.json may map names to it)
+    sources: list[Any]
+    targets: list[int]
+    names: list[str] = field(default_factory=list)  # a display name per image
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def safe_extract_zip(archive: str | Path, dest: str | Path, max_files: int = MAX_ZIP_FILES,
+                     max_bytes: int = MAX_ZIP_BYTES) -> Path:
+    """Extract a zip, refusing absolute paths, '..', symlinks, too many files and zip bombs."""
+    dest = Path(dest).resolve()
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError):
+        raise InputError("The upload is not a readable zip file.") from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > max_files:
+            raise InputError(f"The zip holds {len(members)} files; the limit is {max_files}.")
+        total = 0
+        for m in members:
+            name = m.filename.replace("\\", "/")
+            parts = PurePosixPath(name).parts
+            if name.startswith("/") or (parts and parts[0].endswith(":")) or ".." in parts:
+                raise InputError(f"The zip entry '{m.filename}' points outside the archive; refusing it.")
+            if stat.S_ISLNK(m.external_attr >> 16):
+                raise InputError(f"The zip entry '{m.filename}' is a symbolic link; refusing it.")
+            total += m.file_size
+            if total > max_bytes:
+                raise InputError(f"The zip unpacks to more than {max_bytes // 2**20} MB; refusing it.")
+            if m.file_size > 10 * 2**20 and m.file_size > MAX_COMPRESSION_RATIO * max(m.compress_size, 1):
+                raise InputError(f"The zip entry '{m.filename}' is compressed suspiciously well (a zip bomb?).")
+        for m in members:
+            target = (dest / m.filename.replace("\\", "/")).resolve()
+            if dest not in target.parents:
+                raise InputError(f"The zip entry '{m.filename}' points outside the archive; refusing it.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(m) as src, open(target, "wb") as out:
+                written = 0
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > m.file_size:  # the header lied about the size
+                        raise InputError(f"The zip entry '{m.filename}' is larger than it claims; refusing it.")
+                    out.write(chunk)
+    return dest
+
+
+def _read_label_map(folder: Path) -> dict[str, str]:
+    """labels.json ({"folder": "label"}) or labels.txt (lines 'folder: label'), if present."""
+    if (folder / "labels.json").is_file():
+        try:
+            data = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"labels.json is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InputError('labels.json must map folder names to labels, like {"cat": "猫"}.')
+        return {str(k): str(v) for k, v in data.items()}
+    if (folder / "labels.txt").is_file():
+        mapping = {}
+        for line in (folder / "labels.txt").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                if ":" not in line:
+                    raise InputError(f"labels.txt lines must read 'folder: label' (got '{line.strip()}').")
+                key, value = line.split(":", 1)
+                mapping[key.strip()] = value.strip()
+        return mapping
+    return {}
+
+
+def from_class_folders(folder: Path) -> ImageSet:
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
+    if len(class_dirs) == 1 and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in class_dirs[0].iterdir() if p.is_file()):
+        return from_class_folders(class_dirs[0])  # a zip that wraps everything in one top folder
+    if len(class_dirs) < 2:
+        raise InputError(f"'{folder.name}' needs one sub-folder per class, at least 2 (found {len(class_dirs)}).")
+    mapping = _read_label_map(folder)
+    names = [d.name for d in class_dirs]
+    sources, targets, display = [], [], []
+    for index, d in enumerate(class_dirs):
+        for p in sorted(d.rglob("*")):
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_symlink():
+                sources.append(p)
+                targets.append(index)
+                display.append(f"{d.name}/{p.name}")
+    if not sources:
+        raise InputError(f"No images found under '{folder.name}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return ImageSet(names, [mapping.get(n, n.replace("_", " ")) for n in names], sources, targets, display)
+
+
+def from_csv(path: Path) -> ImageSet:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if not row or row[0].strip().lower() in ("path", "file", "image"):
+                continue
+            if len(row) < 2:
+                raise InputError(f"{path.name}: each row must be 'path,label' (got {row}).")
+            rows.append((row[0].strip(), row[1].strip()))
+    if not rows:
+        raise InputError(f"{path.name} lists no images.")
+    names = sorted({label for _, label in rows})
+    index = {n: i for i, n in enumerate(names)}
+    sources = [(path.parent / p) if not Path(p).is_absolute() else Path(p) for p, _ in rows]
+    return ImageSet(names, list(names), sources, [index[label] for _, label in rows], [p for p, _ in rows])
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="bytes")  # local CIFAR files named on the command line only
+
+
+def from_cifar(folder: Path) -> ImageSet:
+    if (folder / "test_batch").is_file():  # CIFAR-10
+        batch, meta = _unpickle(folder / "test_batch"), _unpickle(folder / "batches.meta")
+        targets, names = batch[b"labels"], meta[b"label_names"]
+    else:  # CIFAR-100
+        batch, meta = _unpickle(folder / "test"), _unpickle(folder / "meta")
+        targets, names = batch[b"fine_labels"], meta[b"fine_label_names"]
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return ImageSet(names, [n.replace("_", " ") for n in names], list(data), [int(t) for t in targets],
+                    [f"test[{i}]" for i in range(len(data))])
+
+
+def find_cifar(path: Path) -> Path | None:
+    for candidate in (path, path / "cifar-10-batches-py", path / "cifar-100-python"):
+        if (candidate / "test_batch").is_file() and (candidate / "batches.meta").is_file():
+            return candidate
+        if (candidate / "test").is_file() and (candidate / "meta").is_file():
+            return candidate
+    return None
+
+
+def load_image_set(path: str | Path, classes: list[str] | None = None, limit: int | None = None,
+                   allow_pickles: bool = True, workdir: str | Path | None = None) -> ImageSet:
+    """Open any supported layout, then keep only `classes` (by name or label) and at most `limit` images."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"'{path}' does not exist.")
+    if path.is_file() and path.suffix.lower() == ".zip":
+        workdir = Path(workdir or tempfile.mkdtemp(prefix="clipdemo-eval-"))
+        image_set = from_class_folders(safe_extract_zip(path, workdir))
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        image_set = from_csv(path)
+    elif path.is_dir() and find_cifar(path) is not None:
+        if not allow_pickles:
+            raise InputError("CIFAR archives (pickles) are accepted only from the command line.")
+        image_set = from_cifar(find_cifar(path))
+    elif path.is_dir():
+        image_set = from_class_folders(path)
+    else:
+        raise InputError(f"'{path.name}' is not a folder of class folders, a zip, a CSV or a CIFAR archive.")
+    if classes:
+        image_set = subset_classes(image_set, classes)
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--limit must be at least 1 (got {limit}).")
+        keep = np.random.default_rng(0).permutation(len(image_set))[:limit]
+        keep.sort()
+        image_set = ImageSet(image_set.class_names, image_set.labels, [image_set.sources[i] for i in keep],
+                             [image_set.targets[i] for i in keep], [image_set.names[i] for i in keep])
+    return image_set
+
+
+def subset_classes(image_set: ImageSet, classes: list[str]) -> ImageSet:
+    """Evaluate on some classes only (label ablation): the classifier sees only these labels."""
+    lookup = {n: i for i, n in enumerate(image_set.class_names)} | {l: i for i, l in enumerate(image_set.labels)}
+    unknown = [c for c in classes if c not in lookup]
+    if unknown:
+        raise InputError(f"Unknown class '{unknown[0]}'. Known: {', '.join(image_set.class_names[:20])}"
+                         + (" ..." if len(image_set.class_names) > 20 else ""))
+    chosen = sorted({lookup[c] for c in classes})
+    if len(chosen) < 2:
+        raise InputError("Choose at least 2 classes.")
+    remap = {old: new for new, old in enumerate(chosen)}
+    keep = [i for i, t in enumerate(image_set.targets) if t in remap]
+    return ImageSet([image_set.class_names[i] for i in chosen], [image_set.labels[i] for i in chosen],
+                    [image_set.sources[i] for i in keep], [remap[image_set.targets[i]] for i in keep],
+                    [image_set.names[i] for i in keep])

@@ -1,0 +1,225 @@
+"""Zero-shot evaluation of a labelled image collection: top-1/top-5, per-class accuracy, confusions.
+
+The classifier is built once (one text embedding per class, template-ensembled), then images stream
+through a DataLoader in batches. Under `accelerate launch` the batches are split across processes
+and the logits gathered, so the metrics equal the single-process run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .config import ASSETS_DIR
+from .datasets import ImageSet
+from .errors import InputError
+from .images import load_image
+from .scoring import ClipScorer
+from .text import DEFAULT_TEMPLATE, check_template, has_cjk
+from .zeroshot import label_embeddings
+
+TEMPLATE_SETS = ("single", "cifar", "imagenet", "zh")
+ZH_DEFAULT_TEMPLATE = "一张{}的照片。"
+
+
+def load_templates(choice: str, labels: list[str] | None = None) -> tuple[str, list[str]]:
+    """(name, templates) for 'single', 'cifar' (18), 'imagenet' (80), 'zh', a FILE, or one template.
+
+    'single' picks the template in the labels' language: Chinese labels get '一张{}的照片。'.
+    """
+    if choice == "single":
+        chinese = bool(labels) and sum(has_cjk(label) for label in labels) * 2 >= len(labels)
+        return "single", [ZH_DEFAULT_TEMPLATE if chinese else DEFAULT_TEMPLATE]
+    if choice in ("cifar", "imagenet", "zh"):
+        path = ASSETS_DIR / "templates" / f"{choice}.txt"
+    elif Path(choice).is_file():
+        path = Path(choice)
+    elif "{}" in choice:
+        return choice, [check_template(choice)]
+    else:
+        raise InputError(f"Unknown templates '{choice}': use single, cifar, imagenet, zh, a file, or a text with {{}}.")
+    templates = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not templates:
+        raise InputError(f"{path.name} holds no templates.")
+    return (choice if choice in TEMPLATE_SETS else path.name), [check_template(t) for t in templates]
+
+
+class _Images(Dataset):
+    """Decodes and preprocesses images in DataLoader workers."""
+
+    def __init__(self, image_set: ImageSet, processor: Any) -> None:
+        self.image_set, self.processor = image_set, processor
+
+    def __len__(self) -> int:
+        return len(self.image_set)
+
+    def __getitem__(self, i: int):
+        source = self.image_set.sources[i]
+        image = load_image(source, name=self.image_set.names[i] if self.image_set.names else None)
+        pixels = self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
+        return pixels, self.image_set.targets[i], i
+
+
+@dataclass
+class EvalResult:
+    clip_model: str
+    templates: str
+    n_templates: int
+    class_names: list[str]
+    labels: list[str]
+    logits: np.ndarray  # (n_images, n_classes): logit_scale * cosine
+    targets: np.ndarray  # (n_images,)
+    image_names: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def top1(self) -> float:
+        return float((self.predictions == self.targets).mean())
+
+    @property
+    def top5(self) -> float:
+        k = min(5, self.logits.shape[1])
+        top = np.argsort(-self.logits, axis=1)[:, :k]
+        return float((top == self.targets[:, None]).any(axis=1).mean())
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """Rows are true classes, columns predicted classes."""
+        n = len(self.labels)
+        matrix = np.zeros((n, n), dtype=np.int64)
+        np.add.at(matrix, (self.targets, self.predictions), 1)
+        return matrix
+
+    @property
+    def per_class(self) -> dict[str, float | None]:
+        matrix = self.confusion
+        totals = matrix.sum(axis=1)
+        return {label: (float(matrix[i, i] / totals[i]) if totals[i] else None) for i, label in enumerate(self.labels)}
+
+    def most_confused(self, k: int = 10) -> list[dict]:
+        matrix = self.confusion.copy()
+        np.fill_diagonal(matrix, 0)
+        order = np.argsort(-matrix, axis=None)[:k]
+        pairs = []
+        for flat in order:
+            true, pred = np.unravel_index(flat, matrix.shape)
+            if matrix[true, pred] == 0:
+                break
+            pairs.append({"true": self.labels[true], "predicted": self.labels[pred], "count": int(matrix[true, pred])})
+        return pairs
+
+    def misclassified(self, limit: int = 24) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.predictions != self.targets)[:limit]]
+
+    def as_json(self) -> dict:
+        return {
+            "clip_model": self.clip_model,
+            "scorer": self.clip_model,
+            "n_images": int(len(self.targets)),
+            "n_classes": len(self.labels),
+            "logits_shape": f"torch.Size([{self.logits.shape[0]}, {self.logits.shape[1]}])",
+            "top1": self.top1,
+            "top5": self.top5,
+            "per_class": self.per_class,
+            "templates": self.templates,
+            "n_templates": self.n_templates,
+            "most_confused": self.most_confused(),
+        }
+
+
+def evaluate(
+    scorer: ClipScorer,
+    image_set: ImageSet,
+    templates: list[str],
+    templates_name: str = "single",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    accelerator: Any = None,
+) -> EvalResult:
+    """Classify every image against every class label. With `accelerator`, each process takes a share."""
+    if len(image_set) == 0:
+        raise InputError("There are no images to evaluate.")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1 (got {batch_size}).")
+    classifier = label_embeddings(scorer, image_set.labels, templates)  # once, before any image
+    loader = DataLoader(_Images(image_set, scorer.processor), batch_size=batch_size, num_workers=num_workers,
+                        shuffle=False)
+    if accelerator is not None:
+        loader = accelerator.prepare_data_loader(loader)
+    scale = scorer.logit_scale
+    chunks, seen = [], 0
+    with torch.inference_mode():
+        for pixels, targets, indices in loader:
+            features = scorer.model.get_image_features(pixel_values=pixels.to(scorer.device, scorer.dtype))
+            features = features if isinstance(features, torch.Tensor) else features.pooler_output
+            features = features.float().cpu()
+            logits = scale * (features / features.norm(dim=-1, keepdim=True)) @ classifier.T
+            batch = (logits, targets.cpu(), indices.cpu())
+            if accelerator is not None:
+                batch = accelerator.gather_for_metrics(batch)
+            chunks.append(batch)
+            seen += len(batch[0])
+            if progress is not None:
+                progress(min(seen, len(image_set)), len(image_set))
+    logits = torch.cat([c[0] for c in chunks]).cpu()
+    targets = torch.cat([c[1] for c in chunks]).cpu()
+    indices = torch.cat([c[2] for c in chunks]).cpu()
+    order = indices.argsort()  # back to dataset order whatever the process split
+    return EvalResult(
+        clip_model=scorer.name,
+        templates=templates_name,
+        n_templates=len(templates),
+        class_names=image_set.class_names,
+        labels=image_set.labels,
+        logits=logits[order].numpy(),
+        targets=targets[order].numpy(),
+        image_names=[image_set.names[i] for i in indices[order].tolist()] if image_set.names else [],
+    )
+
+
+def markdown_report(result: EvalResult, source: str) -> str:
+    lines = [
+        f"# Zero-shot evaluation of {source}",
+        "",
+        f"- CLIP model: `{result.clip_model}`",
+        f"- templates: {result.templates} ({result.n_templates})",
+        f"- images: {len(result.targets)}, classes: {len(result.labels)}, logits: "
+        f"`torch.Size([{result.logits.shape[0]}, {result.logits.shape[1]}])`",
+        f"- **top-1 {result.top1:.2%}**, top-5 {result.top5:.2%}",
+        "",
+        "| class | accuracy |",
+        "|---|---|",
+    ]
+    lines += [f"| {label} | {'–' if acc is None else f'{acc:.1%}'} |" for label, acc in result.per_class.items()]
+    confused = result.most_confused()
+    if confused:
+        lines += ["", "## Most confused pairs", "", "| true | predicted | count |", "|---|---|---|"]
+        lines += [f"| {p['true']} | {p['predicted']} | {p['count']} |" for p in confused]
+    lines += ["", "![confusion matrix](confusion.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(result: EvalResult, out_dir: str | Path, source: str) -> dict[str, Path]:
+    """eval.json, report.md and confusion.png in out_dir."""
+    import json
+
+    from .plots import confusion_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "eval.json", "markdown": out / "report.md", "confusion": out / "confusion.png"}
+    paths["json"].write_text(json.dumps(result.as_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(markdown_report(result, source), encoding="utf-8")
+    confusion_figure(result.confusion, result.labels, f"{source}: top-1 {result.top1:.1%}").savefig(
+        paths["confusion"], dpi=110)
+    return paths

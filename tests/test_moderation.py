@@ -1,0 +1,129 @@
+"""PickScore beside CLIPScore, and moderation (safety checker and concept check), with tiny models."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from clipdemo import GenerationRequest, ModelLoadError, Studio, resolve_settings
+from clipdemo.ranking import write_run
+from tests.multilingual_models import image_embedding, save_tiny_pickscore, save_tiny_safety_checker
+
+REQUEST = GenerationRequest("a red circle", n=4, steps=1, width=64, height=64, seed=12)
+
+
+@pytest.fixture(scope="module")
+def pickscore_dir(tmp_path_factory):
+    return save_tiny_pickscore(tmp_path_factory.mktemp("pickscore"))
+
+
+def make(tiny_sd_dir, tiny_clip_dir, **kwargs):
+    settings = dict(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32", decoder="full")
+    settings.setdefault("pick_model", "none")
+    settings.update(kwargs)
+    return Studio(resolve_settings(**settings))
+
+
+def test_pickscore_is_a_second_score_and_can_sort(tiny_sd_dir, tiny_clip_dir, pickscore_dir):
+    by_clip = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off").generate(REQUEST)
+    by_pick = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off",
+                   rank_by="pickscore").generate(REQUEST)
+    for result, key in ((by_clip, "clip"), (by_pick, "pickscore")):
+        assert all(set(item.scores) == {"clip", "pickscore"} for item in result.images)
+        values = [item.scores[key] for item in result.images]
+        assert values == sorted(values, reverse=True) and result.rank_by == key
+        assert "Pick " in result.images[0].caption() and "CLIP " in result.images[0].caption()
+    # PickScore = logit_scale * cos, computed independently with transformers.
+    from transformers import CLIPModel, CLIPProcessor
+
+    model, processor = CLIPModel.from_pretrained(pickscore_dir), CLIPProcessor.from_pretrained(pickscore_dir)
+    with torch.no_grad():
+        out = model(**processor(text=["a red circle"], images=[i.image for i in by_pick.images], return_tensors="pt",
+                                padding=True))
+    expected = (model.logit_scale.exp() * out.image_embeds @ out.text_embeds.T)[:, 0]
+    np.testing.assert_allclose([i.scores["pickscore"] for i in by_pick.images], expected.detach().numpy(), atol=1e-3)
+
+
+def test_missing_pickscore_ranks_by_clip_with_notice(tiny_sd_dir, tiny_clip_dir):
+    result = make(tiny_sd_dir, tiny_clip_dir, pick_model=None, moderation="off",  # the Hub default: offline here
+                  rank_by="pickscore").generate(REQUEST)
+    assert result.rank_by == "clip" and all(set(i.scores) == {"clip"} for i in result.images)
+    assert any("PickScore is unavailable" in n for n in result.notices)
+
+
+def test_safety_checker_blurs_the_flagged_image_and_threshold_matters(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    plain = make(tiny_sd_dir, tiny_clip_dir, moderation="off").generate(REQUEST)
+    probe_dir = save_tiny_safety_checker(tmp_path / "probe")
+    embeds = [image_embedding(probe_dir, item.image) for item in plain.images]
+    target = embeds[0]  # flag the best-ranked image only
+    others = max(float(target @ e) for e in embeds[1:])
+    assert others < 0.9999, "tiny model gave identical embeddings; cannot separate images"
+    weight = (1.0 + others) / 2  # between the target (cos 1) and the closest other image
+    concepts = torch.ones(17, target.numel())
+    concepts[0] = target
+    weights = torch.full((17,), 2.0)
+    weights[0] = weight
+    checker_dir = save_tiny_safety_checker(tmp_path / "checker", concept_embeddings=concepts, thresholds=weights)
+
+    result = make(tiny_sd_dir, tiny_clip_dir, moderation="on", safety_model=str(checker_dir)).generate(REQUEST)
+    flagged = [item for item in result.images if item.moderation["flagged"]]
+    assert [item.seed for item in flagged] == [plain.images[0].seed]
+    blurred = np.asarray(flagged[0].image, dtype=np.int16)
+    original = np.asarray(plain.images[0].image, dtype=np.int16)
+    assert np.abs(blurred - original).mean() > 1 and blurred.max() > 0  # changed, and not a black square
+    assert any("flagged" in n and "blurred" in n for n in result.notices)
+    assert "flagged" in flagged[0].caption()
+    write_run(result, tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert [e["moderation"]["flagged"] for e in manifest["images"]].count(True) == 1
+
+    # A stricter threshold flags more; a laxer one flags nothing.
+    strict = make(tiny_sd_dir, tiny_clip_dir, safety_model=str(checker_dir), moderation_threshold=-2.0).generate(REQUEST)
+    lax = make(tiny_sd_dir, tiny_clip_dir, safety_model=str(checker_dir), moderation_threshold=0.5).generate(REQUEST)
+    assert sum(i.moderation["flagged"] for i in strict.images) == 4
+    assert sum(i.moderation["flagged"] for i in lax.images) == 0
+
+
+def test_moderation_modes_without_a_checker(tiny_sd_dir, tiny_clip_dir):
+    auto = make(tiny_sd_dir, tiny_clip_dir, moderation="auto").generate(REQUEST)  # default checker: offline
+    assert any("Moderation unavailable" in n for n in auto.notices)
+    assert all(i.moderation is None for i in auto.images)
+    with pytest.raises(ModelLoadError, match="no image is shown"):
+        make(tiny_sd_dir, tiny_clip_dir, moderation="on").generate(REQUEST)
+    off = make(tiny_sd_dir, tiny_clip_dir, moderation="off").generate(REQUEST)
+    assert not any("Moderation" in n for n in off.notices)
+
+
+def test_demo_concept_check_flags_a_red_cross():
+    from clipdemo import world
+
+    studio = Studio(resolve_settings(preset="demo"))
+    rng = np.random.default_rng(3)
+    cross, circle = world.render("red", "cross", rng)[0], world.render("blue", "circle", rng)[0]
+    verdicts, checker = studio.moderate([cross, circle])
+    assert [v.flagged for v in verdicts] == [True, False]
+    assert "red cross" in verdicts[0].scores and "concepts" in checker
+
+
+def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from clipdemo import world
+    from clipdemo.ui import build_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app(Studio(resolve_settings(preset="demo")))
+    demo.queue(max_size=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        path = tmp_path / "cross.png"
+        world.render("red", "cross", np.random.default_rng(3))[0].save(path)
+        verdict, table, gallery = Client(url, verbose=False).predict([handle_file(str(path))], api_name="/moderate")
+        assert "flagged" in verdict and any(row[1] == "red cross" and row[3] for row in table["data"])
+        assert "flagged" in gallery[0]["caption"]
+    finally:
+        demo.close()

@@ -1,5 +1,11 @@
 """clipdemo: generate images with Stable Diffusion, rank them with CLIP, and explore CLIP zero-shot."""
 
+import os as _os
+
+# No Hub telemetry or gradio analytics unless the operator turns them back on.
+_os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+_os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 __version__ = "0.1.0"
 
 from .config import Settings, resolve_settings  # noqa: E402

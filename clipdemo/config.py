@@ -23,6 +23,15 @@ DEFAULT_SD_MODEL = "stabilityai/sd-turbo"
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_TAESD = "madebyollin/taesd"
+DEFAULT_ZH_CLIP_MODEL = "OFA-Sys/chinese-clip-vit-base-patch16"
+DEFAULT_ZH_SD_MODEL = "IDEA-CCNL/Taiyi-Stable-Diffusion-1B-Chinese-v0.1"
+DEFAULT_TRANSLATOR = "Helsinki-NLP/opus-mt-zh-en"
+ZH_MODES = ("translate", "native")
+DEFAULT_PICK_MODEL = "yuvalkirstain/PickScore_v1"
+DEFAULT_PICK_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
+MODERATION_MODES = ("auto", "on", "off")
+RANK_KEYS = ("clip", "pickscore")
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
@@ -43,6 +52,13 @@ class Preset:
     clip_model: str
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
     description: str = ""
+    zh_clip_model: str = DEFAULT_ZH_CLIP_MODEL  # scores text with CJK characters
+    zh_sd_model: str = DEFAULT_ZH_SD_MODEL  # generates from Chinese prompts in zh-mode "native"
+    zh_mode: str = "translate"
+    pick_model: str = DEFAULT_PICK_MODEL  # "none" turns PickScore off
+    safety_model: str = DEFAULT_SAFETY_MODEL  # or "concepts": a CLIP zero-shot concept check
+    moderation_concepts: tuple[str, ...] = ()  # for "concepts"; empty means the built-in list
+    moderation_neutral: tuple[str, ...] = ()
 
 
 PRESETS: dict[str, Preset] = {
@@ -51,8 +67,18 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset(
         str(DEMO_MODELS_DIR / "demo-sd"),
         str(DEMO_MODELS_DIR / "demo-clip"),
-        GenerationDefaults(n=4, steps=20, guidance=4.0, width=64, height=64),
+        GenerationDefaults(n=4, steps=40, guidance=4.0, width=64, height=64),
         description="tiny bilingual shapes models shipped in assets/models, offline",
+        # The demo CLIP and SD were trained on English and Chinese captions: they serve both languages.
+        zh_clip_model=str(DEMO_MODELS_DIR / "demo-clip"),
+        zh_sd_model=str(DEMO_MODELS_DIR / "demo-sd"),
+        zh_mode="native",
+        pick_model="none",  # no preference model was trained for the shapes world
+        # A demo concept so the moderation flow can be tried offline: red crosses get blurred.
+        safety_model="concepts",
+        moderation_concepts=("red cross",),
+        moderation_neutral=tuple(f"{c} {s}" for c in ("red", "green", "blue", "yellow", "purple", "orange")
+                                 for s in ("circle", "square", "triangle", "star", "cross") if (c, s) != ("red", "cross")),
     ),
 }
 
@@ -67,6 +93,22 @@ class Settings:
     device: str = "auto"
     preset: str = "default"
     preset_explicit: bool = False
+    zh_clip_model: str = DEFAULT_ZH_CLIP_MODEL
+    zh_sd_model: str = DEFAULT_ZH_SD_MODEL
+    zh_mode: str = "translate"  # translate: zh->en then the English pipeline; native: a Chinese SD
+    translator: str = DEFAULT_TRANSLATOR
+    zh_clip_model_explicit: bool = False
+    pick_model: str = DEFAULT_PICK_MODEL
+    pick_processor: str = DEFAULT_PICK_PROCESSOR
+    pick_model_explicit: bool = False
+    rank_by: str = "clip"
+    moderation: str = "auto"  # auto | on | off (operators only; web users cannot change it)
+    safety_model: str = DEFAULT_SAFETY_MODEL
+    safety_model_explicit: bool = False
+    moderation_threshold: float | None = None  # None: the checker's own default
+    moderation_concepts: tuple[str, ...] = ()
+    moderation_neutral: tuple[str, ...] = ()
+    compare_models: tuple[str, ...] = ()  # extra pipelines the Compare tab may choose (--compare-models)
     decoder: str = "auto"  # auto | taesd | full | PATH to an AutoencoderTiny folder
     compile: bool = False  # torch.compile the UNet (opt-in: slow first call)
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
@@ -85,6 +127,13 @@ class Settings:
             preset=name,
             sd_model=self.sd_model if self.sd_model_explicit else preset.sd_model,
             clip_model=self.clip_model if self.clip_model_explicit else preset.clip_model,
+            zh_clip_model=self.zh_clip_model if self.zh_clip_model_explicit else preset.zh_clip_model,
+            zh_sd_model=preset.zh_sd_model,
+            zh_mode=preset.zh_mode,
+            pick_model=self.pick_model if self.pick_model_explicit else preset.pick_model,
+            safety_model=self.safety_model if self.safety_model_explicit else preset.safety_model,
+            moderation_concepts=self.moderation_concepts or preset.moderation_concepts,
+            moderation_neutral=self.moderation_neutral or preset.moderation_neutral,
             defaults=preset.defaults,
         )
 
@@ -101,6 +150,16 @@ def resolve_settings(
     dtype: str | None = None,
     device: str | None = None,
     preset: str | None = None,
+    zh_clip_model: str | None = None,
+    zh_sd_model: str | None = None,
+    zh_mode: str | None = None,
+    translator: str | None = None,
+    pick_model: str | None = None,
+    rank_by: str | None = None,
+    moderation: str | None = None,
+    safety_model: str | None = None,
+    moderation_threshold: float | None = None,
+    compare_models: list[str] | None = None,
     decoder: str | None = None,
     compile: bool | None = None,
     cpu_offload: bool | None = None,
@@ -116,7 +175,41 @@ def resolve_settings(
     dtype = dtype or env.get("CLIPDEMO_DTYPE") or "auto"
     if dtype not in DTYPES:
         raise InputError(f"Unknown dtype '{dtype}'. Choose one of: {', '.join(DTYPES)}.")
+    zh_clip = zh_clip_model or env.get("CLIPDEMO_ZH_CLIP_MODEL")
+    zh_mode = zh_mode or env.get("CLIPDEMO_ZH_MODE") or chosen.zh_mode
+    if zh_mode not in ZH_MODES:
+        raise InputError(f"Unknown zh-mode '{zh_mode}'. Choose one of: {', '.join(ZH_MODES)}.")
+    pick = pick_model or env.get("CLIPDEMO_PICK_MODEL")
+    rank_by = rank_by or env.get("CLIPDEMO_RANK_BY") or "clip"
+    if rank_by not in RANK_KEYS:
+        raise InputError(f"Unknown rank-by '{rank_by}'. Choose one of: {', '.join(RANK_KEYS)}.")
+    moderation = moderation or env.get("CLIPDEMO_MODERATION") or "auto"
+    if moderation not in MODERATION_MODES:
+        raise InputError(f"Unknown moderation mode '{moderation}'. Choose one of: {', '.join(MODERATION_MODES)}.")
+    safety = safety_model or env.get("CLIPDEMO_SAFETY_MODEL")
+    if moderation_threshold is None and env.get("CLIPDEMO_MODERATION_THRESHOLD"):
+        try:
+            moderation_threshold = float(env["CLIPDEMO_MODERATION_THRESHOLD"])
+        except ValueError:
+            raise InputError("CLIPDEMO_MODERATION_THRESHOLD must be a number.") from None
+    concepts = tuple(c.strip() for c in env.get("CLIPDEMO_MODERATION_CONCEPTS", "").split(",") if c.strip())
+    compare = compare_models or [m.strip() for m in env.get("CLIPDEMO_COMPARE_MODELS", "").split(",") if m.strip()]
     return Settings(
+        compare_models=tuple(compare),
+        pick_model=pick or chosen.pick_model,
+        pick_model_explicit=bool(pick),
+        rank_by=rank_by,
+        moderation=moderation,
+        safety_model=safety or chosen.safety_model,
+        safety_model_explicit=bool(safety),
+        moderation_threshold=moderation_threshold,
+        moderation_concepts=concepts or chosen.moderation_concepts,
+        moderation_neutral=chosen.moderation_neutral,
+        zh_clip_model=zh_clip or chosen.zh_clip_model,
+        zh_clip_model_explicit=bool(zh_clip),
+        zh_sd_model=zh_sd_model or env.get("CLIPDEMO_ZH_SD_MODEL") or chosen.zh_sd_model,
+        zh_mode=zh_mode,
+        translator=translator or env.get("CLIPDEMO_TRANSLATOR") or DEFAULT_TRANSLATOR,
         sd_model=sd or chosen.sd_model,
         clip_model=clip or chosen.clip_model,
         sd_model_explicit=bool(sd),

@@ -11,3 +11,7 @@ class InputError(ValueError):
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded. The message names the model and says how to fix it."""
+
+
+class Cancelled(Exception):
+    """The user pressed Stop: the generation ended early on purpose."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .text import check_prompt
 
 MAX_CANDIDATES = 8
@@ -98,6 +98,7 @@ def generate_candidates(
     request: GenerationRequest,
     progress: ProgressFn | None = None,
     prompt_embeddings: tuple | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Candidate]:
     """Run the pipeline once for all N candidates. `request` must already be validated.
 
@@ -109,6 +110,8 @@ def generate_candidates(
     generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
 
     def on_step_end(pipeline, step, timestep, callback_kwargs):
+        if should_stop is not None and should_stop():
+            raise Cancelled("Generation stopped.")
         if progress is not None:
             progress(step + 1, request.steps)
         return callback_kwargs

@@ -66,6 +66,11 @@ def looks_like_path(model_id: str) -> bool:
     return model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1 or "\\" in model_id
 
 
+def display_name(model_id: str) -> str:
+    """How a model is named to users: a Hub id as is, a local folder by its last part (no server paths)."""
+    return Path(model_id).name if is_local(model_id) or looks_like_path(model_id) else model_id
+
+
 def describe_failure(spec: ModelSpec, exc: BaseException | None = None) -> ModelLoadError:
     if looks_like_path(spec.model_id) and not is_local(spec.model_id):
         reason = "no such folder"
@@ -124,8 +129,13 @@ class ModelCache:
 MODELS = ModelCache()
 
 
-def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
-    """(model, processor) for any CLIP-family checkpoint that transformers' Auto classes know."""
+def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype,
+              processor_id: str | None = None) -> tuple[Any, Any]:
+    """(model, processor) for any CLIP-family checkpoint that transformers' Auto classes know.
+
+    `processor_id` names another repo for the processor, as PickScore needs (its repo has none);
+    a local folder that holds its own processor files uses them.
+    """
     from transformers import AutoModel, AutoProcessor
 
     def load():
@@ -133,10 +143,30 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> tupl
         model = AutoModel.from_pretrained(
             spec.model_id, dtype=dtype, use_safetensors=True, local_files_only=local
         )
-        processor = AutoProcessor.from_pretrained(spec.model_id, local_files_only=local)
+        source = spec.model_id
+        if processor_id and not (local and (Path(spec.model_id) / "preprocessor_config.json").exists()
+                                 or local and (Path(spec.model_id) / "processor_config.json").exists()):
+            source = processor_id
+        processor = AutoProcessor.from_pretrained(source, local_files_only=is_local(source))
         return model.to(device).eval(), processor
 
     return MODELS.get(("clip", spec.model_id, str(device), str(dtype)), spec, load)
+
+
+def load_safety_checker(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    """diffusers' StableDiffusionSafetyChecker and its CLIP image processor."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPImageProcessor
+
+    def load():
+        local = is_local(spec.model_id)
+        model = StableDiffusionSafetyChecker.from_pretrained(
+            spec.model_id, dtype=dtype, use_safetensors=True, local_files_only=local
+        )
+        processor = CLIPImageProcessor.from_pretrained(spec.model_id, local_files_only=local)
+        return model.to(device).eval(), processor
+
+    return MODELS.get(("safety", spec.model_id, str(device), str(dtype)), spec, load)
 
 
 def load_text2image(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> Any:
@@ -153,6 +183,19 @@ def load_text2image(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -
         return pipe.to(device)
 
     return MODELS.get(("sd", spec.model_id, str(device), str(dtype)), spec, load)
+
+
+def load_translator(spec: ModelSpec, device: torch.device) -> tuple[Any, Any]:
+    """A seq2seq translation model (MarianMT zh->en by default) and its tokenizer, in fp32."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    def load():
+        local = is_local(spec.model_id)
+        model = AutoModelForSeq2SeqLM.from_pretrained(spec.model_id, use_safetensors=True, local_files_only=local)
+        tokenizer = AutoTokenizer.from_pretrained(spec.model_id, local_files_only=local)
+        return model.to(device).eval(), tokenizer
+
+    return MODELS.get(("translator", spec.model_id, str(device)), spec, load)
 
 
 def load_tiny_decoder(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> Any:

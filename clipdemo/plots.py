@@ -18,10 +18,20 @@ CJK_FONT_NAMES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC", "
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
     """The family name of an installed CJK font, or None (then CJK text would draw as boxes)."""
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    for name in CJK_FONT_NAMES:
-        if name in installed:
-            return name
+    for attempt in range(2):
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        for name in CJK_FONT_NAMES:
+            if name in installed:
+                return name
+        if attempt == 0:  # matplotlib's font cache may predate the font package: register the files directly
+            import glob
+
+            for path in sorted(glob.glob("/usr/share/fonts/**/*CJK*.tt[cf]", recursive=True)
+                               + glob.glob("/usr/share/fonts/**/*CJK*.otf", recursive=True)):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
     return None
 
 
@@ -59,3 +69,61 @@ def similarity_heatmap(cosine: np.ndarray, row_names: list[str], col_names: list
 
 def _short(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def confusion_figure(matrix: np.ndarray, labels: list[str], title: str = "confusion matrix"):
+    """Rows are true classes, columns predictions; counts written in when the matrix is small."""
+    use_cjk_font_if_needed(labels)
+    n = len(labels)
+    side = min(24.0, max(5.0, 0.35 * n + 3))
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    im = ax.imshow(matrix, cmap="Blues")
+    shown = [_short(t, 20) for t in labels]
+    if n <= 60:
+        ax.set_xticks(range(n), shown, rotation=60, ha="right", fontsize=max(5, 10 - n // 10))
+        ax.set_yticks(range(n), shown, fontsize=max(5, 10 - n // 10))
+    if n <= 20:
+        top = matrix.max() or 1
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if matrix[i, j] > top / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def score_distributions(a_scores: list[float], b_scores: list[float], labels: tuple[str, str], score_name: str):
+    """Box plots of two settings' scores with each seed's points, lines joining the same seed."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.boxplot([a_scores, b_scores], widths=0.5)
+    ax.set_xticks([1, 2], [_short(labels[0], 30), _short(labels[1], 30)])
+    for a, b in zip(a_scores, b_scores):
+        ax.plot([1, 2], [a, b], color="grey", alpha=0.4, linewidth=1)
+    ax.scatter([1] * len(a_scores), a_scores, color="tab:blue", zorder=3)
+    ax.scatter([2] * len(b_scores), b_scores, color="tab:orange", zorder=3)
+    ax.set_ylabel(score_name)
+    ax.set_title("scores per setting (lines join the same seed)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def history_chart(history_rows: list[list], mean_index: int = 10, best_index: int = 11):
+    """Mean and best score of each run in the session, in run order."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    numbers = [r[0] for r in history_rows]
+    ax.plot(numbers, [r[mean_index] for r in history_rows], marker="o", label="mean")
+    ax.plot(numbers, [r[best_index] for r in history_rows], marker="^", label="best")
+    ax.set_xlabel("run")
+    ax.set_ylabel("score")
+    ax.legend()
+    ax.set_title("scores over this session's runs")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -14,7 +14,8 @@ from typing import Any
 from PIL import Image
 
 from .generation import Candidate, GenerationRequest
-from .scoring import ClipScorer
+from .provenance import image_metadata, save_png
+from .scoring import SCORE_KINDS, ClipScorer, score_images
 
 
 @dataclass
@@ -22,8 +23,9 @@ class RankedImage:
     rank: int
     seed: int
     image: Image.Image
-    scores: dict[str, float]  # scorer name -> value, e.g. {"clip": 31.4}
+    scores: dict[str, float]  # scorer name -> value, e.g. {"clip": 31.4, "pickscore": 21.2}
     problem: str | None = None
+    moderation: dict | None = None  # Verdict.as_json() when a checker looked at it
 
     @property
     def clip_score(self) -> float | None:
@@ -32,7 +34,9 @@ class RankedImage:
     def caption(self) -> str:
         if self.problem:
             return f"#{self.rank} · not ranked: {self.problem} · seed {self.seed}"
-        return f"#{self.rank} · CLIP {self.clip_score:.1f} · seed {self.seed}"
+        scores = " · ".join(f"{SCORE_KINDS[k].label} {v:.1f}" for k, v in self.scores.items())
+        flag = " · ⚠️ flagged, blurred" if self.moderation and self.moderation["flagged"] else ""
+        return f"#{self.rank} · {scores} · seed {self.seed}{flag}"
 
 
 @dataclass
@@ -42,14 +46,24 @@ class RankResult:
     clip_model: str
     images: list[RankedImage]
     notices: list[str] = field(default_factory=list)  # things the user must see (truncation, fallbacks)
+    rank_by: str = "clip"
+    translated_prompt: str | None = None  # what the pipeline saw, when a Chinese prompt was translated
 
 
-def rank_candidates(candidates: list[Candidate], prompt: str, scorer: ClipScorer) -> list[RankedImage]:
-    """Score every usable candidate against the prompt; broken ones go last with no score."""
+def rank_candidates(candidates: list[Candidate], prompt: str, scorers: list[tuple[str, ClipScorer]],
+                    rank_by: str = "clip") -> list[RankedImage]:
+    """Score every usable candidate with every scorer; sort by `rank_by`; broken ones go last unscored.
+
+    `scorers` pairs a score kind ("clip", "pickscore") with the model that computes it.
+    """
     usable = [c for c in candidates if c.problem is None]
-    scores = scorer.clip_scores([c.image for c in usable], prompt) if usable else []
-    scored = sorted(zip(usable, scores), key=lambda pair: pair[1], reverse=True)
-    ranked = [RankedImage(0, c.seed, c.image, {"clip": float(s)}) for c, s in scored]
+    table = {kind: score_images(SCORE_KINDS[kind], model, [c.image for c in usable], prompt) if usable else []
+             for kind, model in scorers}
+    if rank_by not in table:
+        raise ValueError(f"no scorer named {rank_by!r}")
+    rows = [{kind: float(values[i]) for kind, values in table.items()} for i in range(len(usable))]
+    scored = sorted(zip(usable, rows), key=lambda pair: pair[1][rank_by], reverse=True)
+    ranked = [RankedImage(0, c.seed, c.image, scores) for c, scores in scored]
     ranked += [RankedImage(0, c.seed, c.image, {}, c.problem) for c in candidates if c.problem is not None]
     for rank, item in enumerate(ranked, start=1):
         item.rank = rank
@@ -72,6 +86,7 @@ def manifest(result: RankResult) -> dict[str, Any]:
         "guidance": req.guidance,
         "width": req.width,
         "height": req.height,
+        "rank_by": result.rank_by,
         "images": [
             {
                 "rank": item.rank,
@@ -80,10 +95,12 @@ def manifest(result: RankResult) -> dict[str, Any]:
                 "scores": dict(item.scores),
                 "file": image_filename(item),
                 **({"problem": item.problem} if item.problem else {}),
+                **({"moderation": item.moderation} if item.moderation else {}),
             }
             for item in result.images
         ],
         "notices": list(result.notices),
+        **({"translated_prompt": result.translated_prompt} if result.translated_prompt else {}),
     }
 
 
@@ -92,10 +109,25 @@ def write_run(result: RankResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for item in result.images:
-        _atomic_write(out / image_filename(item), lambda f, im=item.image: im.save(f, format="PNG"))
+        metadata = image_metadata(result, item)
+        _atomic_write(out / image_filename(item), lambda f, im=item.image, m=metadata: save_png(im, f, m))
     data = json.dumps(manifest(result), ensure_ascii=False, indent=2).encode("utf-8")
     _atomic_write(out / "manifest.json", lambda f: f.write(data))
     return out / "manifest.json"
+
+
+def zip_run(out_dir: str | Path, zip_path: str | Path | None = None) -> Path:
+    """A zip of a written run: the ranked PNGs (with their metadata) and manifest.json."""
+    import zipfile
+
+    out = Path(out_dir)
+    zip_path = Path(zip_path) if zip_path else out.with_suffix(".zip")
+    data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(out / "manifest.json", "manifest.json")
+        for entry in data["images"]:
+            zf.write(out / entry["file"], entry["file"])
+    return zip_path
 
 
 def _atomic_write(path: Path, write) -> None:

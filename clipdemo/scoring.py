@@ -112,3 +112,31 @@ class ClipScorer:
     def clip_scores(self, images: Sequence[Image.Image], text: str) -> list[float]:
         """CLIPScore of each image against one text."""
         return clip_score_from_cosine(self.cosine(images, [text])[:, 0]).tolist()
+
+
+@dataclass(frozen=True)
+class ScoreKind:
+    """One way of turning a CLIP-family model's image-text cosine into a score.
+
+    Adding a CLIP-family scorer is one entry here plus a model setting: the model class, embeddings
+    and ranking code are shared.
+    """
+
+    key: str  # the name in manifests: images[i].scores[key]
+    label: str  # the short name in captions
+    formula: str  # for docs and tooltips
+
+    def value(self, cosine: torch.Tensor, logit_scale: float) -> torch.Tensor:
+        if self.key == "clip":
+            return clip_score_from_cosine(cosine)
+        return logit_scale * cosine  # PickScore: the fine-tuned model's own logit
+
+
+SCORE_KINDS = {
+    "clip": ScoreKind("clip", "CLIP", "100 * max(cos(image, prompt), 0)"),
+    "pickscore": ScoreKind("pickscore", "Pick", "logit_scale * cos(image, prompt), PickScore_v1 weights"),
+}
+
+
+def score_images(kind: ScoreKind, scorer: ClipScorer, images: Sequence[Image.Image], text: str) -> list[float]:
+    return kind.value(scorer.cosine(images, [text])[:, 0], scorer.logit_scale).tolist()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +18,8 @@ class SimilarityResult:
     image_names: list[str]
     texts: list[str]
     cosine: np.ndarray  # (n_images, n_texts)
+    scorer: str = ""  # the CLIP model that scored
+    notices: list[str] = field(default_factory=list)
 
     @property
     def clip_score(self) -> np.ndarray:

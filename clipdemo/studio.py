@@ -9,30 +9,39 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from PIL import Image
 
-from .config import Settings
+from .config import DEFAULT_TAESD, Settings
+from .datasets import ImageSet
+from .errors import InputError, ModelLoadError
+from .evaluation import EvalResult, evaluate, load_templates
 from .generation import GenerationRequest, ProgressFn, generate_candidates
-from .config import DEFAULT_TAESD
-from .errors import ModelLoadError
 from .loading import (
     ModelSpec,
     has_sd_latents,
     hub_model_reachable,
+    display_name,
     is_local,
     load_clip,
+    load_safety_checker,
     load_text2image,
     load_tiny_decoder,
+    load_translator,
     pick_device,
     pick_dtype,
 )
+from .moderation import DEFAULT_CONCEPTS, ConceptChecker, SafetyChecker, Verdict, blur
 from .ranking import RankResult, rank_candidates
 from .scoring import ClipScorer
 from .similarity import SimilarityResult, similarity
-from .text import DEFAULT_TEMPLATE, has_cjk
+from .text import DEFAULT_TEMPLATE, check_template, check_texts, has_cjk
 from .zeroshot import Classification, classify
+
+PROMPT_CACHE_SIZE = 32
+SCORER_CHOICES = ("auto", "english", "chinese")
 
 
 def with_demo_fallback(settings: Settings) -> tuple[Settings, str | None]:
@@ -53,7 +62,12 @@ def with_demo_fallback(settings: Settings) -> tuple[Settings, str | None]:
     return settings.with_preset("demo"), notice
 
 
-PROMPT_CACHE_SIZE = 32
+@dataclass
+class ZeroShotResult:
+    scorer: str  # the CLIP model that scored
+    images: list[Classification]
+    notices: list[str] = field(default_factory=list)
+    template: str = DEFAULT_TEMPLATE
 
 
 class Studio:
@@ -67,10 +81,12 @@ class Studio:
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(self.device, settings.dtype)
         self._lock = threading.Lock()
-        self._scorer: ClipScorer | None = None
-        self._pipe = None
+        self._scorers: dict[str, ClipScorer] = {}
+        self._pipes: dict[str, object] = {}
         self._prompt_cache: OrderedDict = OrderedDict()
-        self.decoder_name = "pipeline VAE"  # what decodes latents; shown in the page and manifest
+        # A diffusers pipeline keeps per-call state (scheduler steps, guidance): one call at a time each.
+        self._pipe_locks: dict[int, threading.Lock] = {}
+        self.decoder_name = "pipeline VAE"  # what decodes latents; shown in the page
 
     # -- models -------------------------------------------------------------------------------
     @property
@@ -81,25 +97,109 @@ class Studio:
     def sd_spec(self) -> ModelSpec:
         return ModelSpec("Stable Diffusion", self.settings.sd_model, "--sd-model", "CLIPDEMO_SD_MODEL")
 
+    def _clip(self, spec: ModelSpec) -> ClipScorer:
+        with self._lock:
+            if spec.model_id not in self._scorers:
+                model, processor = load_clip(spec, self.device, self.dtype)
+                self._scorers[spec.model_id] = ClipScorer(model, processor, name=spec.model_id)
+            return self._scorers[spec.model_id]
+
     def scorer(self) -> ClipScorer:
-        """The CLIP scorer, loaded on first use. Raises ModelLoadError."""
-        with self._lock:
-            if self._scorer is None:
-                model, processor = load_clip(self.clip_spec, self.device, self.dtype)
-                self._scorer = ClipScorer(model, processor, name=self.settings.clip_model)
-            return self._scorer
+        """The English CLIP scorer, loaded on first use. Raises ModelLoadError."""
+        return self._clip(self.clip_spec)
 
-    def pipeline(self):
-        """The text-to-image pipeline with the chosen decoder, built on first use. Raises ModelLoadError."""
-        with self._lock:
-            if self._pipe is None:
-                self._pipe = self._assemble_pipeline()
-            return self._pipe
+    def scorer_for(self, texts: Sequence[str], choice: str = "auto") -> tuple[ClipScorer, list[str]]:
+        """The scorer for these texts, and notices for the user.
 
-    def _assemble_pipeline(self):
+        auto: text with CJK characters goes to the Chinese-capable scorer (--zh-clip-model), the rest to
+        the English one. If the Chinese scorer cannot be loaded, the English one scores and says so,
+        unless the user named the Chinese model, which is then an error.
+        """
+        if choice not in SCORER_CHOICES:
+            raise InputError(f"Unknown scorer '{choice}'. Choose one of: {', '.join(SCORER_CHOICES)}.")
+        wants_chinese = choice == "chinese" or (choice == "auto" and any(has_cjk(t) for t in texts))
+        if not wants_chinese or self.settings.zh_clip_model == self.settings.clip_model:
+            if choice == "english" and any(has_cjk(t) for t in texts):
+                return self.scorer(), [f"Chinese text was scored by {display_name(self.settings.clip_model)}, an "
+                                       "English CLIP, "
+                                       "as chosen: its scores are rough."]
+            return self.scorer(), []
+        spec = ModelSpec("Chinese CLIP", self.settings.zh_clip_model, "--zh-clip-model", "CLIPDEMO_ZH_CLIP_MODEL")
+        try:
+            return self._clip(spec), []
+        except ModelLoadError as exc:
+            if self.settings.zh_clip_model_explicit:
+                raise
+            english = self.scorer()
+            return english, [
+                f"The Chinese-capable scorer could not be loaded, so {display_name(english.name)}, an English CLIP, "
+                f"scored this "
+                f"Chinese text: its scores are rough. {exc}"
+            ]
+
+    def ranking_scorers(self, clip: ClipScorer) -> tuple[list[tuple[str, ClipScorer]], list[str]]:
+        """[("clip", clip), ("pickscore", model)] when PickScore loads; CLIPScore alone with a notice if not."""
+        if self.settings.pick_model == "none":
+            return [("clip", clip)], []
+        spec = ModelSpec("PickScore", self.settings.pick_model, "--pick-model", "CLIPDEMO_PICK_MODEL")
+        try:
+            with self._lock:
+                if spec.model_id not in self._scorers:
+                    model, processor = load_clip(spec, self.device, self.dtype, self.settings.pick_processor)
+                    self._scorers[spec.model_id] = ClipScorer(model, processor, name=spec.model_id)
+                pick = self._scorers[spec.model_id]
+        except ModelLoadError as exc:
+            if self.settings.pick_model_explicit:
+                raise
+            return [("clip", clip)], [f"PickScore is unavailable, so images are ranked by CLIPScore alone. {exc}"]
+        return [("clip", clip), ("pickscore", pick)], []
+
+    def moderator(self) -> tuple[SafetyChecker | ConceptChecker | None, list[str]]:
+        """The configured checker, or None with a notice. Raises when moderation is "on" and none loads."""
+        s = self.settings
+        if s.moderation == "off":
+            return None, []
+        try:
+            if s.safety_model == "concepts":
+                concepts = list(s.moderation_concepts) or list(DEFAULT_CONCEPTS)
+                checker = ConceptChecker(self.scorer(), concepts)
+                if s.moderation_neutral:
+                    checker.neutral = list(s.moderation_neutral)
+            else:
+                spec = ModelSpec("safety checker", s.safety_model, "--safety-model", "CLIPDEMO_SAFETY_MODEL")
+                model, processor = load_safety_checker(spec, self.device, self.dtype)
+                checker = SafetyChecker(model, processor, name=display_name(s.safety_model))
+            if s.moderation_threshold is not None:
+                checker.threshold = s.moderation_threshold
+            return checker, []
+        except ModelLoadError as exc:
+            if s.moderation == "on" or s.safety_model_explicit:
+                raise ModelLoadError(f"Moderation is on but no checker could be loaded, so no image is shown. {exc}") from exc
+            return None, [f"⚠️ Moderation unavailable: images are shown unchecked. {exc}"]
+
+    def moderate(self, images: Sequence[Image.Image]) -> tuple[list[Verdict], str]:
+        """Verdicts for images (the Moderate tab), and the checker's name."""
+        checker, notices = self.moderator()
+        if checker is None:
+            raise ModelLoadError(notices[0] if notices else "Moderation is off on this server.")
+        return checker.check(list(images)), checker.name
+
+    def pipeline(self, model_id: str | None = None):
+        """A text-to-image pipeline with the chosen decoder, built on first use. Raises ModelLoadError."""
+        model_id = model_id or self.settings.sd_model
+        with self._lock:
+            if model_id not in self._pipes:
+                self._pipes[model_id] = self._assemble_pipeline(model_id)
+            return self._pipes[model_id]
+
+    def _assemble_pipeline(self, model_id: str):
         import torch
 
-        base = load_text2image(self.sd_spec, self.device, self.dtype)
+        if model_id == self.settings.sd_model:
+            spec = self.sd_spec
+        else:
+            spec = ModelSpec("Chinese Stable Diffusion", model_id, "--zh-sd-model", "CLIPDEMO_ZH_SD_MODEL")
+        base = load_text2image(spec, self.device, self.dtype)
         decoder = self._tiny_decoder(base)
         pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder)
         if self.settings.compile:
@@ -130,21 +230,146 @@ class Studio:
         self.decoder_name = choice if named and not is_local(choice) else "TAESD"
         return decoder
 
+    def translate(self, text: str) -> tuple[str | None, list[str]]:
+        """(English translation or None, notices). A translator that cannot load is reported, not fatal."""
+        spec = ModelSpec("translator", self.settings.translator, "--translator", "CLIPDEMO_TRANSLATOR")
+        try:
+            model, tokenizer = load_translator(spec, self.device)
+        except ModelLoadError as exc:
+            return None, [f"The zh→en translator could not be loaded, so the Chinese prompt went to the pipeline "
+                          f"untranslated. {exc}"]
+        import torch
+
+        with torch.inference_mode():
+            tokens = tokenizer([text], return_tensors="pt", truncation=True).to(self.device)
+            limit = min(96, getattr(model.config, "max_position_embeddings", 512) - 2)  # positions are finite
+            output = model.generate(**tokens, max_new_tokens=limit, num_beams=4)
+        return tokenizer.batch_decode(output, skip_special_tokens=True)[0].strip(), []
+
     # -- capabilities ---------------------------------------------------------------------------
-    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> RankResult:
-        """Generate N candidates and rank them by CLIPScore against the prompt as typed."""
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None,
+                 scorer: str = "auto", sd_model: str | None = None, scheduler: str = "default",
+                 should_stop=None) -> RankResult:
+        """Generate N candidates and rank them by score against the prompt as typed.
+
+        `sd_model` picks another configured pipeline (Compare tab); `scheduler` swaps its sampler.
+        """
         request = request.validated()
-        scorer = self.scorer()  # fail before the slow part if scoring cannot work
-        notices = self.prompt_notices(scorer, request.prompt)
+        if sd_model is not None and sd_model not in self.generation_models():
+            raise InputError(f"'{sd_model}' is not one of this server's models: {', '.join(self.generation_models())}.")
+        clip, notices = self.scorer_for([request.prompt], scorer)  # fail before the slow part
+        notices += self.prompt_notices(clip, request.prompt)
+        model_id, model_request, translation = sd_model or self.settings.sd_model, request, None
+        if has_cjk(request.prompt) and sd_model is None:
+            if self.settings.zh_mode == "native":
+                model_id = self.settings.zh_sd_model
+            else:
+                translation, more = self.translate(request.prompt)
+                notices += more
+                if translation:
+                    model_request = GenerationRequest(translation, request.negative_prompt, request.n, request.steps,
+                                                      request.guidance, request.width, request.height, request.seed)
         known = len(self.notices)
-        pipe = self.pipeline()
+        pipe = self.pipeline(model_id)
         notices += self.notices[known:]  # e.g. the decoder fell back while loading
-        candidates = generate_candidates(pipe, request, progress, self._prompt_embeddings(pipe, request))
-        ranked = rank_candidates(candidates, request.prompt, scorer)
+        if scheduler != "default":
+            pipe = self.with_scheduler(pipe, scheduler)
+        candidates, fewer = self._generate_within_memory(pipe, model_request, progress, should_stop)
+        if fewer:
+            notices.append(fewer)
+            request = GenerationRequest(request.prompt, request.negative_prompt, len(candidates), request.steps,
+                                        request.guidance, request.width, request.height, request.seed)
+        scorers, more = self.ranking_scorers(clip)
+        notices += more
+        rank_by = self.settings.rank_by if self.settings.rank_by in dict(scorers) else "clip"
+        if rank_by != self.settings.rank_by:
+            notices.append(f"Sorted by CLIPScore: {self.settings.rank_by} is unavailable.")
+        ranked = rank_candidates(candidates, request.prompt, scorers, rank_by)  # always the prompt as typed
         broken = [item for item in ranked if item.problem]
         if broken:
             notices.append(f"{len(broken)} of {len(ranked)} images were not ranked: {broken[0].problem}.")
-        return RankResult(request, self.settings.sd_model, self.settings.clip_model, ranked, notices)
+        notices += self._moderate_ranked(ranked)
+        return RankResult(request, model_id, clip.name, ranked, notices, translated_prompt=translation,
+                          rank_by=rank_by)
+
+    def _moderate_ranked(self, ranked) -> list[str]:
+        """Check every image; blur the flagged ones in place. Returns notices for the user."""
+        checker, notices = self.moderator()
+        if checker is None or not ranked:
+            return notices
+        verdicts = checker.check([item.image for item in ranked])
+        flagged = 0
+        for item, verdict in zip(ranked, verdicts):
+            item.moderation = verdict.as_json()
+            if verdict.flagged:
+                item.image = blur(item.image, verdict)
+                flagged += 1
+        if flagged:
+            concept, score = max((v.top for v in verdicts if v.flagged), key=lambda t: t[1])
+            notices.append(f"{flagged} image(s) flagged by {checker.name} ({concept}, score {score:.2f} over "
+                           f"threshold {checker.threshold:g}) and blurred.")
+        return notices
+
+    def _generate_within_memory(self, pipe, request: GenerationRequest, progress, should_stop):
+        """Generate; on GPU out-of-memory, retry with half the candidates until one fits.
+
+        Returns (candidates, notice or None). The seeds stay seed, seed+1, ... so the kept images are the
+        same ones a full run would have made.
+        """
+        import torch
+
+        n = request.n
+        while True:
+            attempt = GenerationRequest(request.prompt, request.negative_prompt, n, request.steps, request.guidance,
+                                        request.width, request.height, request.seed)
+            with self._lock:
+                pipe_lock = self._pipe_locks.setdefault(id(pipe.unet), threading.Lock())
+            try:
+                with pipe_lock:
+                    candidates = generate_candidates(pipe, attempt, progress, self._prompt_embeddings(pipe, attempt),
+                                                     should_stop)
+            except torch.cuda.OutOfMemoryError:
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                if n == 1:
+                    raise InputError("The GPU ran out of memory even for one image: try a smaller size.") from None
+                n = max(1, n // 2)
+                continue
+            if n < request.n:
+                return candidates, f"The GPU ran out of memory for {request.n} candidates, so {n} were generated."
+            return candidates, None
+
+    def generation_models(self) -> list[str]:
+        """Models a request may pick: the configured ones only (a web user never types a path)."""
+        models = [self.settings.sd_model]
+        if self.settings.zh_mode == "native" and self.settings.zh_sd_model not in models:
+            models.append(self.settings.zh_sd_model)
+        return models + [m for m in self.settings.compare_models if m not in models]
+
+    def with_scheduler(self, pipe, name: str):
+        """The same components with another sampler; the cached pipeline is left as it was."""
+        from .compare import SCHEDULERS, scheduler_class
+
+        if name not in SCHEDULERS:
+            raise InputError(f"Unknown scheduler '{name}'. Choose one of: {', '.join(SCHEDULERS)}.")
+        cls = scheduler_class(name)
+        return pipe if cls is None else type(pipe).from_pipe(pipe, scheduler=cls.from_config(pipe.scheduler.config))
+
+    def compare(self, prompt: str, seed: int | None, n: int, a, b, width: int | None = None,
+                height: int | None = None, progress: ProgressFn | None = None, scorer: str = "auto"):
+        """Generate with settings A and B on the same seeds and compare their scores."""
+        from .compare import Comparison
+
+        d = self.settings.defaults
+        a, b = a.check(), b.check()
+        first = GenerationRequest(prompt, a.negative_prompt, n, a.steps, a.guidance, width or d.width,
+                                  height or d.height, seed).validated()
+        second = GenerationRequest(prompt, b.negative_prompt, n, b.steps, b.guidance, width or d.width,
+                                   height or d.height, first.seed).validated()
+        result_a = self.generate(first, progress, scorer, a.model, a.scheduler)
+        result_b = self.generate(second, progress, scorer, b.model, b.scheduler)
+        seeds = [first.seed + i for i in range(first.n)]
+        return Comparison(result_a, result_b, result_a.rank_by, seeds)
 
     def _prompt_embeddings(self, pipe, request: GenerationRequest):
         """Text-encoder output for (prompt, negative, guidance on/off), cached: re-runs skip the encoder."""
@@ -153,7 +378,7 @@ class Studio:
         if not isinstance(pipe, StableDiffusionPipeline):
             return None
         use_cfg = request.guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
-        key = (request.prompt, request.negative_prompt, use_cfg)
+        key = (id(pipe.text_encoder), request.prompt, request.negative_prompt, use_cfg)
         with self._lock:
             if key in self._prompt_cache:
                 self._prompt_cache.move_to_end(key)
@@ -169,28 +394,57 @@ class Studio:
         return embeddings
 
     def prompt_notices(self, scorer: ClipScorer, prompt: str) -> list[str]:
-        notices = []
         if scorer.is_truncated(prompt):
-            notices.append(
+            return [
                 f"The prompt is {scorer.count_tokens(prompt)} tokens long; CLIP reads only the first "
                 f"{scorer.max_text_tokens}, so the rest was ignored for scoring."
-            )
-        bilingual_demo = self.settings.preset == "demo" and not self.settings.clip_model_explicit
-        if has_cjk(prompt) and not bilingual_demo:
-            notices.append(f"This Chinese prompt was scored by {scorer.name}, an English CLIP: its scores are rough.")
-        return notices
+            ]
+        return []
 
     def classify(
         self,
         images: Sequence[Image.Image],
         labels: str | Sequence[str],
-        template: str = DEFAULT_TEMPLATE,
+        template: str | None = None,
         top_k: int | None = None,
         names: Sequence[str] | None = None,
-    ) -> list[Classification]:
-        return classify(self.scorer(), images, labels, template, top_k, names)
+        scorer: str = "auto",
+    ) -> ZeroShotResult:
+        from .text import parse_labels
+        from .evaluation import load_templates
+
+        label_list = parse_labels(labels if isinstance(labels, str) else list(labels))
+        if not (template or "").strip():  # no template given: one in the labels' language
+            template = load_templates("single", label_list)[1][0]
+        template = check_template(template)  # before any model loads: bad input fails fast
+        clip, notices = self.scorer_for(label_list + [template], scorer)
+        result = ZeroShotResult(clip.name, classify(clip, images, label_list, template, top_k, names), notices)
+        result.template = template
+        return result
 
     def similarity(
-        self, images: Sequence[Image.Image], texts: Sequence[str], names: Sequence[str] | None = None
+        self, images: Sequence[Image.Image], texts: Sequence[str], names: Sequence[str] | None = None,
+        scorer: str = "auto",
     ) -> SimilarityResult:
-        return similarity(self.scorer(), images, texts, names)
+        texts = check_texts(list(texts))  # before any model loads
+        clip, notices = self.scorer_for(texts, scorer)
+        result = similarity(clip, images, texts, names)
+        result.scorer, result.notices = clip.name, notices
+        return result
+
+    def evaluate(
+        self,
+        image_set: ImageSet,
+        templates: str = "single",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        progress=None,
+        accelerator=None,
+        scorer: str = "auto",
+    ) -> EvalResult:
+        """Zero-shot top-1/top-5 of a labelled image set against its class labels."""
+        name, template_list = load_templates(templates, image_set.labels)
+        clip, notices = self.scorer_for(image_set.labels + template_list, scorer)
+        result = evaluate(clip, image_set, template_list, name, batch_size, num_workers, progress, accelerator)
+        result.notices = notices
+        return result

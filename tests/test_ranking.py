@@ -34,7 +34,7 @@ def test_broken_images_go_last_without_a_score(studio):
     rng = np.random.default_rng(0)
     good = [Candidate(i, Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))) for i in range(2)]
     bad = Candidate(9, Image.new("RGB", (64, 64)), problem="the model produced an all-black image")
-    ranked = rank_candidates([bad, *good], "a cat", studio.scorer())
+    ranked = rank_candidates([bad, *good], "a cat", [("clip", studio.scorer())])
     assert [r.seed for r in ranked][-1] == 9 and ranked[-1].scores == {} and "not ranked" in ranked[-1].caption()
 
 

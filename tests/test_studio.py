@@ -8,7 +8,8 @@ REQUEST = GenerationRequest("a dog wearing glasses", n=2, steps=1, width=64, hei
 
 
 def make(tiny_sd_dir, tiny_clip_dir, **kwargs):
-    return Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32", **kwargs))
+    return Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
+                                   pick_model="none", moderation="off", **kwargs))
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,8 @@ def image_file(tmp_path):
 
 
 def test_generate_endpoint(client):
-    gallery, table, info = client.predict("a dog wearing glasses", "", 3, 1, 0, 64, 64, "21", api_name="/generate")
+    gallery, table, info, archive = client.predict("a dog wearing glasses", "", 3, 1, 0, 64, 64, "21",
+                                                   api_name="/generate")
     assert len(gallery) == 3
     captions = [g["caption"] for g in gallery]
     assert captions[0].startswith("#1 · CLIP ") and all("seed" in c for c in captions)
@@ -54,7 +55,7 @@ def test_generate_endpoint(client):
 def test_classify_endpoint(client, image_file):
     from gradio_client import handle_file
 
-    label, table, _ = client.predict([handle_file(image_file)], "cat, dog, bird", "a photo of a {}.", 3,
+    label, table, _, info = client.predict([handle_file(image_file)], "cat, dog, bird", "a photo of a {}.", 3,
                                      api_name="/classify")
     confidences = [c["confidence"] for c in label["confidences"]]
     assert abs(sum(confidences) - 1) < 1e-4 and label["label"] == label["confidences"][0]["label"]
@@ -64,7 +65,9 @@ def test_classify_endpoint(client, image_file):
 def test_similarity_endpoint(client, image_file):
     from gradio_client import handle_file
 
-    plot, table = client.predict([handle_file(image_file)], "a dog\na cat", api_name="/similarity")
+    plot, table, info, metadata = client.predict([handle_file(image_file)], "a dog\na cat", api_name="/similarity")
+    assert metadata == {}  # a plain PNG carries no clipdemo parameters
+    assert "Scored by" in info
     assert plot["type"] == "matplotlib"
     assert [row[1] for row in table["data"]] == ["a dog", "a cat"]
     for row in table["data"]:
@@ -78,12 +81,12 @@ def test_bad_input_is_a_message_and_the_server_survives(client):
         client.predict("   ", "", 2, 1, 0, 64, 64, "1", api_name="/generate")
     with pytest.raises(AppError, match="multiple of 8"):
         client.predict("a cat", "", 2, 1, 0, 100, 64, "1", api_name="/generate")
-    gallery, _, _ = client.predict("a cat", "", 1, 1, 0, 64, 64, "1", api_name="/generate")
+    gallery, _, _, _ = client.predict("a cat", "", 1, 1, 0, 64, 64, "1", api_name="/generate")
     assert len(gallery) == 1
 
 
 def test_blank_seed_means_random_and_seeds_are_shown(client):
-    gallery, table, info = client.predict("a cat", "", 2, 1, 0, 64, 64, "", api_name="/generate")
+    gallery, table, info, _ = client.predict("a cat", "", 2, 1, 0, 64, 64, "", api_name="/generate")
     seeds = sorted(row[1] for row in table["data"])
     assert seeds[1] == seeds[0] + 1
     assert all(f"seed {s}" in " ".join(g["caption"] for g in gallery) for s in seeds)

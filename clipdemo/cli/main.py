@@ -11,12 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import DTYPES, PRESETS, resolve_settings
+from ..config import DTYPES, MODERATION_MODES, PRESETS, RANK_KEYS, ZH_MODES, resolve_settings
 from ..errors import InputError, ModelLoadError
 from ..generation import GenerationRequest
 from ..images import load_image
 from ..ranking import manifest, write_run
-from ..studio import Studio
+from ..studio import SCORER_CHOICES, Studio
 from ..text import DEFAULT_TEMPLATE
 
 EXIT_USAGE = 2
@@ -32,8 +32,25 @@ class Parser(argparse.ArgumentParser):
 def add_model_flags(p: argparse.ArgumentParser, generation: bool = True) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="model set and defaults (env CLIPDEMO_PRESET)")
     p.add_argument("--clip-model", help="CLIP hub id or local folder (env CLIPDEMO_CLIP_MODEL)")
+    p.add_argument("--zh-clip-model", help="Chinese-capable CLIP (ChineseCLIP, AltCLIP, ...) for text with CJK "
+                   "characters (env CLIPDEMO_ZH_CLIP_MODEL)")
+    p.add_argument("--scorer", choices=SCORER_CHOICES, default="auto",
+                   help="auto: Chinese text goes to --zh-clip-model, the rest to --clip-model")
     if generation:
         p.add_argument("--sd-model", help="diffusers text-to-image hub id or local folder (env CLIPDEMO_SD_MODEL)")
+        p.add_argument("--zh-mode", choices=ZH_MODES, help="Chinese prompts: translate (zh->en, then --sd-model) "
+                       "or native (--zh-sd-model) (env CLIPDEMO_ZH_MODE)")
+        p.add_argument("--zh-sd-model", help="Chinese-native SD pipeline for --zh-mode native (env CLIPDEMO_ZH_SD_MODEL)")
+        p.add_argument("--translator", help="zh->en seq2seq model for --zh-mode translate (env CLIPDEMO_TRANSLATOR)")
+        p.add_argument("--pick-model", help="PickScore model, or 'none' (env CLIPDEMO_PICK_MODEL)")
+        p.add_argument("--rank-by", choices=RANK_KEYS, help="sort key (env CLIPDEMO_RANK_BY; default clip)")
+        p.add_argument("--moderation", choices=MODERATION_MODES,
+                       help="auto: moderate when a checker loads; on: refuse to show unchecked images; off: "
+                            "operators only (env CLIPDEMO_MODERATION)")
+        p.add_argument("--safety-model", help="safety checker (diffusers format), or 'concepts' for a CLIP concept "
+                       "check (env CLIPDEMO_SAFETY_MODEL)")
+        p.add_argument("--moderation-threshold", type=float,
+                       help="flag when the top concept score exceeds this (env CLIPDEMO_MODERATION_THRESHOLD)")
         p.add_argument("--decoder", help="auto (TAESD on CPU), taesd, full, or an AutoencoderTiny folder "
                        "(env CLIPDEMO_DECODER)")
         p.add_argument("--compile", action="store_true", default=None,
@@ -64,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classify", help="zero-shot classify images against labels")
     c.add_argument("images", nargs="+")
     c.add_argument("--labels", required=True, help='labels separated by commas or new lines, e.g. "cat,dog"')
-    c.add_argument("--template", default=DEFAULT_TEMPLATE)
+    c.add_argument("--template", default=None,
+                   help=f"default: '{DEFAULT_TEMPLATE}', or '一张{{}}的照片。' for Chinese labels")
     c.add_argument("--top-k", type=int, default=None)
     c.add_argument("--json", action="store_true")
     add_model_flags(c, generation=False)
@@ -75,11 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     add_model_flags(s, generation=False)
 
+    e = sub.add_parser("eval", help="zero-shot evaluation of a labelled image folder, zip, CSV or CIFAR archive")
+    e.add_argument("path", help="class folders (+labels.json/labels.txt), a zip of them, a path,label CSV, "
+                                "or a CIFAR-10/100 python archive folder")
+    e.add_argument("--classes", help="comma-separated subset of classes to evaluate on (label ablation)")
+    e.add_argument("--templates", default="single",
+                   help="single (in the labels' language), cifar (18), imagenet (80), zh, a FILE, or one template")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--limit", type=int, default=None, help="evaluate at most this many images (a fixed sample)")
+    e.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
+    e.add_argument("--out", default="eval-report", help="folder for eval.json, report.md and confusion.png")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_model_flags(e, generation=False)
+
     v = sub.add_parser("serve", help="start the web app")
     v.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to listen on (default 127.0.0.1; Spaces set GRADIO_SERVER_NAME)")
     v.add_argument("--port", type=int, default=7860)
     v.add_argument("--share", action="store_true", help="ask gradio for a public link (off by default)")
+    v.add_argument("--compare-models", nargs="+", help="extra text-to-image models the Compare tab may pick "
+                   "(env CLIPDEMO_COMPARE_MODELS, comma-separated)")
     add_model_flags(v)
     return parser
 
@@ -91,6 +124,16 @@ def settings_from(args: argparse.Namespace):
         dtype=args.dtype,
         device=args.device,
         preset=args.preset,
+        zh_clip_model=args.zh_clip_model,
+        zh_sd_model=getattr(args, "zh_sd_model", None),
+        zh_mode=getattr(args, "zh_mode", None),
+        translator=getattr(args, "translator", None),
+        pick_model=getattr(args, "pick_model", None),
+        rank_by=getattr(args, "rank_by", None),
+        moderation=getattr(args, "moderation", None),
+        safety_model=getattr(args, "safety_model", None),
+        moderation_threshold=getattr(args, "moderation_threshold", None),
+        compare_models=getattr(args, "compare_models", None),
         decoder=getattr(args, "decoder", None),
         compile=getattr(args, "compile", None),
         cpu_offload=getattr(args, "cpu_offload", None),
@@ -109,10 +152,9 @@ def cmd_generate(args, studio: Studio) -> int:
         height=d.height if args.height is None else args.height,
         seed=args.seed,
     )
-    result = studio.generate(request.validated())
+    result = studio.generate(request.validated(), scorer=args.scorer)
     path = write_run(result, args.out)
-    for notice in result.notices:
-        print(f"note: {notice}", file=sys.stderr)
+    print_notices(result.notices)
     if args.json:
         print(json.dumps(manifest(result), ensure_ascii=False, indent=2))
     else:
@@ -122,33 +164,80 @@ def cmd_generate(args, studio: Studio) -> int:
     return 0
 
 
+def print_notices(notices: list[str]) -> None:
+    for notice in notices:
+        print(f"note: {notice}", file=sys.stderr)
+
+
 def read_images(paths: list[str]):
     return [load_image(p) for p in paths]
 
 
 def cmd_classify(args, studio: Studio) -> int:
     images = read_images(args.images)
-    results = studio.classify(images, args.labels, args.template, args.top_k, names=args.images)
+    result = studio.classify(images, args.labels, args.template, args.top_k, names=args.images, scorer=args.scorer)
+    print_notices(result.notices)
     if args.json:
-        out = [{"image": r.name, "predictions": [{"label": p.label, "prob": p.prob} for p in r.predictions]} for r in results]
+        out = [{"image": r.name, "predictions": [{"label": p.label, "prob": p.prob} for p in r.predictions],
+                "scorer": result.scorer} for r in result.images]
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        for r in results:
+        print(f"scored by {result.scorer}, template '{result.template}'")
+        for r in result.images:
             print(r.name + ": " + ", ".join(f"{p.label} {p.prob:.1%}" for p in r.predictions))
     return 0
 
 
 def cmd_similarity(args, studio: Studio) -> int:
-    result = studio.similarity(read_images(args.images), args.texts, names=args.images)
+    result = studio.similarity(read_images(args.images), args.texts, names=args.images, scorer=args.scorer)
+    print_notices(result.notices)
     if args.json:
-        out = {"images": result.image_names, "texts": result.texts,
-               "cosine": result.cosine.tolist(), "clip_score": result.clip_score.tolist()}
+        out = {"images": result.image_names, "texts": result.texts, "cosine": result.cosine.tolist(),
+               "clip_score": result.clip_score.tolist(), "scorer": result.scorer}
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         width = max(len(t) for t in result.image_names)
         print(" " * width + "  " + "  ".join(result.texts))
         for name, row in zip(result.image_names, result.cosine):
             print(name.ljust(width) + "  " + "  ".join(f"{v:.3f}" for v in row))
+    return 0
+
+
+def cmd_eval(args, studio: Studio) -> int:
+    from tqdm import tqdm
+
+    from ..datasets import load_image_set
+    from ..evaluation import write_report
+
+    accelerator = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by `accelerate launch`
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+    main_process = accelerator is None or accelerator.is_main_process
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    image_set = load_image_set(args.path, classes, args.limit)
+    bar = tqdm(total=len(image_set), unit="img", desc="evaluating", disable=not main_process or None, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    result = studio.evaluate(image_set, args.templates, args.batch_size, args.workers, progress, accelerator,
+                             scorer=args.scorer)
+    bar.close()
+    print_notices(result.notices)
+    if not main_process:
+        return 0
+    paths = write_report(result, args.out, Path(args.path).name)
+    data = result.as_json()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print(f"logits {data['logits_shape']}  top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  "
+              f"({data['n_images']} images, {data['n_classes']} classes, templates {result.templates})")
+        for pair in result.most_confused(5):
+            print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']})")
+        print(f"wrote {paths['json']}, {paths['markdown']}, {paths['confusion']}")
     return 0
 
 
@@ -159,15 +248,25 @@ def cmd_serve(args, studio: Studio) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "classify": cmd_classify, "similarity": cmd_similarity, "serve": cmd_serve}
+COMMANDS = {"generate": cmd_generate, "classify": cmd_classify, "similarity": cmd_similarity, "eval": cmd_eval,
+            "serve": cmd_serve}
+
+
+def quiet_loading_bars() -> None:
+    """Model-loading progress bars would break the one-line error contract; denoising bars stay."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    diffusers_logging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_loading_bars()
     try:
         studio = Studio(settings_from(args))
-        for notice in studio.notices:
-            print(f"note: {notice}", file=sys.stderr)
+        print_notices(studio.notices)
         return COMMANDS[args.command](args, studio)
     except (InputError, ModelLoadError) as exc:
         print(f"clipdemo {args.command}: error: {exc}", file=sys.stderr)

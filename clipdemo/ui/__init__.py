@@ -1,5 +1,11 @@
 """Gradio shell over clipdemo.Studio. Only this package imports gradio."""
 
-from .app import build_app, launch
+import os
+
+# No usage analytics or Hub telemetry leave this process unless the operator turns them back on.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from .app import build_app, launch  # noqa: E402
 
 __all__ = ["build_app", "launch"]

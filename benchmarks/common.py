@@ -1,0 +1,90 @@
+"""Helpers shared by the benchmarks: timing, machine facts, result files."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import statistics
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable
+
+import psutil
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time of fn() in seconds, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def machine() -> dict:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from clipdemo.loading import cpu_has_native_bf16
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "native_bf16": cpu_has_native_bf16(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+    }
+
+
+def library_versions() -> dict:
+    names = ["torch", "diffusers", "transformers", "accelerate", "gradio", "numpy", "pillow"]
+    return {name: version(name) for name in names}
+
+
+def gemm_peak_gflops(dtype: torch.dtype, device: str = "cpu", size: int = 2048, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of one square matmul: this machine's practical peak in that dtype."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+
+    def run():
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return 2 * size**3 / median_time(run, repeats=repeats) / 1e9
+
+
+def write_result(name: str, data: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = "cuda" if torch.cuda.is_available() else "cpu"
+    path = RESULTS_DIR / f"{name}-{suffix}.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{title}\n" + "-" * (width + 30))
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")

@@ -1,0 +1,243 @@
+"""Generation benchmark: the product's default CPU path against plain diffusers, in one run.
+
+Plain diffusers usage: AutoPipelineForText2Image.from_pretrained(folder), fp32, its AutoencoderKL
+decode, then nothing else. The product: clipdemo.Studio with dtype auto, TAESD decoding, inference
+mode, batched candidates, cached prompt embeddings, and CLIP re-ranking included in its time.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .common import gemm_peak_gflops, library_versions, machine, median_time, print_table, rss_mb, write_result
+from .models import save_clip_b32_architecture, save_sd_turbo_architecture, save_taesd_architecture
+
+PROMPT = "a dog wearing glasses"
+SIZE = 512
+
+
+def unet_inputs(unet, dtype, batch=1):
+    latents = torch.randn(batch, 4, SIZE // 8, SIZE // 8, dtype=dtype)
+    states = torch.randn(batch, 77, unet.config.cross_attention_dim, dtype=dtype)
+    return latents, torch.tensor([999]), states
+
+
+def unet_flops(unet, dtype) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    latents, t, states = unet_inputs(unet, dtype)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        unet(latents, t, encoder_hidden_states=states)
+    return counter.get_total_flops()
+
+
+def time_unet(unet, dtype, mode: str = "inference", repeats: int = 2) -> float:
+    latents, t, states = unet_inputs(unet, dtype)
+    context = torch.inference_mode if mode == "inference" else torch.no_grad
+
+    def step():
+        with context():
+            unet(latents, t, encoder_hidden_states=states)
+
+    return median_time(step, repeats=repeats)
+
+
+def cold_start(sd_dir: Path, clip_dir: Path, taesd_dir: Path, out: Path) -> tuple[float, float]:
+    """(seconds from process start to the first ranked result on disk, peak RSS in MB of that process)."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "clipdemo", "generate", PROMPT, "-n", "1", "--seed", "0", "--out", str(out),
+         "--sd-model", str(sd_dir), "--clip-model", str(clip_dir), "--decoder", str(taesd_dir)],
+        capture_output=True, text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, peak_kb / 1024
+
+
+def memory_over_calls(calls: int = 50) -> dict:
+    """RSS across successive generate calls (demo models: the leak check does not depend on size)."""
+    from clipdemo import GenerationRequest, Studio, resolve_settings
+
+    studio = Studio(resolve_settings(preset="demo"))
+    samples = []
+    for i in range(calls):
+        studio.generate(GenerationRequest(f"a red circle number {i % 7}", n=4, steps=20, guidance=4.0,
+                                          width=64, height=64, seed=i))
+        gc.collect()
+        samples.append(rss_mb())
+    settled = samples[9]  # after caches and allocator pools have warmed up
+    return {"calls": calls, "rss_mb_after_10": round(settled, 1), "rss_mb_after_50": round(samples[-1], 1),
+            "growth_mb_10_to_50": round(samples[-1] - settled, 1), "rss_mb_samples": [round(s, 1) for s in samples]}
+
+
+def compile_on_off() -> dict:
+    """torch.compile of the UNet, measured on the demo pipeline (compiling SD 2.1 on 2 cores takes too long)."""
+    from clipdemo import GenerationRequest, Studio, resolve_settings
+
+    request = GenerationRequest("a red circle", n=4, steps=20, guidance=4.0, width=64, height=64, seed=0)
+    times = {}
+    for compiled in (False, True):
+        studio = Studio(resolve_settings(preset="demo", compile=compiled, moderation="off"))
+        studio.pipeline().set_progress_bar_config(disable=True)
+        start = time.perf_counter()
+        studio.generate(request)  # the first call compiles
+        first = time.perf_counter() - start
+        times["compiled" if compiled else "eager"] = {"first_call_s": first,
+                                                      "warm_s": median_time(lambda: studio.generate(request), 3, 0)}
+    return times
+
+
+def run() -> dict:
+    from diffusers import AutoPipelineForText2Image
+    from diffusers.models.attention_processor import AttnProcessor
+
+    from clipdemo import GenerationRequest, Studio, resolve_settings
+    from clipdemo.generation import Candidate
+    from clipdemo.ranking import rank_candidates
+
+    figures: dict = {}
+    tmp = Path(tempfile.mkdtemp(prefix="clipdemo-bench-"))
+    print("building random-weight sd-turbo (SD 2.1 UNet), TAESD and CLIP ViT-B/32 ...", flush=True)
+    sd_dir = save_sd_turbo_architecture(tmp / "sd-turbo-architecture")
+    taesd_dir = save_taesd_architecture(tmp / "taesd-architecture")
+    clip_dir = save_clip_b32_architecture(tmp / "clip-vit-b32-architecture")
+
+    # -- plain diffusers -------------------------------------------------------------------------
+    print("plain diffusers ...", flush=True)
+    plain = AutoPipelineForText2Image.from_pretrained(sd_dir, torch_dtype=torch.float32)
+    plain.set_progress_bar_config(disable=True)
+    plain_one = median_time(lambda: plain(PROMPT, num_inference_steps=1, guidance_scale=0.0, height=SIZE, width=SIZE),
+                            repeats=2)
+    latents = torch.randn(1, 4, SIZE // 8, SIZE // 8)
+    with torch.inference_mode():
+        kl_decode = median_time(lambda: plain.vae.decode(latents / plain.vae.config.scaling_factor), repeats=1)
+    del plain
+    gc.collect()
+
+    # -- the product -----------------------------------------------------------------------------
+    print("clipdemo default path ...", flush=True)
+    studio = Studio(resolve_settings(sd_model=str(sd_dir), clip_model=str(clip_dir), decoder=str(taesd_dir)))
+    studio.pipeline().set_progress_bar_config(disable=True)
+    dtype = studio.dtype
+
+    def generate(n: int, seed: int = 0):
+        return studio.generate(GenerationRequest(PROMPT, n=n, steps=1, guidance=0.0, width=SIZE, height=SIZE, seed=seed))
+
+    ours_one = median_time(lambda: generate(1), repeats=2)
+    start = time.perf_counter()
+    result4 = generate(4)
+    ours_four = time.perf_counter() - start
+    scorer = studio.scorer()
+    images = [item.image for item in result4.images]
+    candidates = [Candidate(seed=i, image=im) for i, im in enumerate(images)]
+    rerank = median_time(lambda: rank_candidates(  # a new prompt each time: its embedding is not cached
+        candidates, f"{PROMPT} {time.perf_counter()}", [("clip", scorer)]), repeats=3)
+
+    pipe = studio.pipeline()
+    with torch.inference_mode():
+        taesd_decode = median_time(lambda: pipe.vae.decode(latents.to(dtype)), repeats=2)
+        text_encode = median_time(lambda: pipe.encode_prompt(PROMPT, pipe.device, 1, False), repeats=2)
+
+    # -- UNet efficiency and on/off measurements -------------------------------------------------
+    print("UNet FLOP/s and switches ...", flush=True)
+    unet = pipe.unet
+    flops = unet_flops(unet, dtype)
+    unet_inference = time_unet(unet, dtype, "inference")
+    unet_no_grad = time_unet(unet, dtype, "no_grad")
+    processors = unet.attn_processors
+    unet.set_attn_processor(AttnProcessor())
+    unet_classic_attention = time_unet(unet, dtype, "inference")
+    unet.set_attn_processor(processors)
+    peak = {name: gemm_peak_gflops(dt) for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    dtype_name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    unet_gflops = flops / unet_inference / 1e9
+
+    del studio, pipe, unet, scorer
+    gc.collect()
+    print("cold start and memory ...", flush=True)
+    cold_seconds, peak_rss = cold_start(sd_dir, clip_dir, taesd_dir, tmp / "cold")
+    memory = memory_over_calls(50)
+    print("torch.compile on the demo pipeline ...", flush=True)
+    try:
+        compiled = compile_on_off()
+    except Exception as exc:  # a compiler toolchain problem must not lose the other figures
+        compiled = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+    figures.update({
+        "dtype": dtype_name,
+        "plain_diffusers_s_per_image": plain_one,
+        "clipdemo_s_per_image_n1": ours_one,
+        "clipdemo_s_per_image_n4": ours_four / 4,
+        "rerank_s_n4": rerank,
+        "kl_vae_decode_s": kl_decode,
+        "taesd_decode_s": taesd_decode,
+        "text_encoder_s": text_encode,
+        "unet_step_s": unet_inference,
+        "unet_step_no_grad_s": unet_no_grad,
+        "unet_step_classic_attention_s": unet_classic_attention,
+        "unet_gflop_per_step": flops / 1e9,
+        "unet_gflops": unet_gflops,
+        "gemm_peak_gflops": peak,
+        "cold_start_s": cold_seconds,
+        "peak_rss_mb_generate_and_rank": peak_rss,
+        "memory_50_calls": memory,
+        "torch_compile_demo": compiled,
+    })
+    summary = {
+        "speedup_vs_plain_diffusers": plain_one / ours_one,
+        "speedup_vs_plain_diffusers_n4_batched": plain_one / (ours_four / 4),
+        "rerank_share": rerank / ours_four,
+        "unet_peak_share": unet_gflops / peak[dtype_name],
+        "unet_peak_dtype": dtype_name,
+        "batched_n4_vs_n1_per_image": (ours_four / 4) / ours_one,
+        "taesd_vs_kl_decode": taesd_decode / kl_decode,
+        "inference_mode_vs_no_grad": unet_inference / unet_no_grad,
+        "sdpa_vs_classic_attention": unet_inference / unet_classic_attention,
+        "bf16_vs_fp32_gemm": peak["bf16"] / peak["fp32"],
+        "prompt_cache_saves_share": text_encode / ours_one,
+        "memory_growth_share_10_to_50_calls": memory["growth_mb_10_to_50"] / memory["rss_mb_after_10"],
+    }
+    if "eager" in compiled:
+        summary["torch_compile_vs_eager_demo"] = compiled["compiled"]["warm_s"] / compiled["eager"]["warm_s"]
+    return {"benchmark": "generation", "machine": machine(), "versions": library_versions(),
+            "figures": figures, "summary": summary}
+
+
+def report(data: dict) -> None:
+    s, f = data["summary"], data["figures"]
+    print_table(f"generation benchmark ({data['machine']['cpu']}, {f['dtype']})", [
+        ("speed-up vs plain diffusers, per image (N=1)", f"{s['speedup_vs_plain_diffusers']:.2f}x  (goal 7x)"),
+        ("speed-up vs plain diffusers, per image (N=4)", f"{s['speedup_vs_plain_diffusers_n4_batched']:.2f}x"),
+        ("re-rank share of N=4 generate", f"{s['rerank_share']:.4f}  (goal <= 0.02)"),
+        (f"UNet share of {s['unet_peak_dtype']} matmul peak", f"{s['unet_peak_share']:.2f}  (goal >= 0.60 in bf16)"),
+        ("batched N=4 / N=1, per image", f"{s['batched_n4_vs_n1_per_image']:.2f}"),
+        ("TAESD / KL VAE decode", f"{s['taesd_vs_kl_decode']:.3f}"),
+        ("inference_mode / no_grad (UNet)", f"{s['inference_mode_vs_no_grad']:.3f}"),
+        ("SDPA / classic attention (UNet)", f"{s['sdpa_vs_classic_attention']:.3f}"),
+        ("bf16 / fp32 GEMM throughput", f"{s['bf16_vs_fp32_gemm']:.3f}"),
+        ("text encoder share saved by the prompt cache", f"{s['prompt_cache_saves_share']:.3f}"),
+        ("RSS growth, calls 10 -> 50 (share)", f"{s['memory_growth_share_10_to_50_calls']:.4f}"),
+        ("peak RSS of generate+rank (MB)", f"{f['peak_rss_mb_generate_and_rank']:.0f}"),
+        ("cold start to first ranked result / warm N=1", f"{f['cold_start_s'] / f['clipdemo_s_per_image_n1']:.2f}"),
+        ("torch.compile / eager (demo pipeline, warm)", f"{s.get('torch_compile_vs_eager_demo', float('nan')):.3f}"),
+    ])
+
+
+def main() -> None:
+    data = run()
+    path = write_result("generation", data)
+    report(data)
+    print(f"\nwrote {path}")
+    print(json.dumps(data["summary"], indent=2))

@@ -56,7 +56,8 @@ def cold_start(sd_dir: Path, clip_dir: Path, taesd_dir: Path, out: Path) -> tupl
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "clipdemo", "generate", PROMPT, "-n", "1", "--seed", "0", "--out", str(out),
-         "--sd-model", str(sd_dir), "--clip-model", str(clip_dir), "--decoder", str(taesd_dir)],
+         "--sd-model", str(sd_dir), "--clip-model", str(clip_dir), "--decoder", str(taesd_dir),
+         "--pick-model", "none", "--moderation", "off"],
         capture_output=True, text=True,
     )
     elapsed = time.perf_counter() - started
@@ -70,7 +71,7 @@ def memory_over_calls(calls: int = 50) -> dict:
     """RSS across successive generate calls (demo models: the leak check does not depend on size)."""
     from clipdemo import GenerationRequest, Studio, resolve_settings
 
-    studio = Studio(resolve_settings(preset="demo"))
+    studio = Studio(resolve_settings(preset="demo"))  # the full product path, moderation included
     samples = []
     for i in range(calls):
         studio.generate(GenerationRequest(f"a red circle number {i % 7}", n=4, steps=20, guidance=4.0,
@@ -128,7 +129,9 @@ def run() -> dict:
 
     # -- the product -----------------------------------------------------------------------------
     print("clipdemo default path ...", flush=True)
-    studio = Studio(resolve_settings(sd_model=str(sd_dir), clip_model=str(clip_dir), decoder=str(taesd_dir)))
+    # The measured path is text encoding, UNet, decode and CLIP scoring: no PickScore or safety checker.
+    studio = Studio(resolve_settings(sd_model=str(sd_dir), clip_model=str(clip_dir), decoder=str(taesd_dir),
+                                     pick_model="none", moderation="off"))
     studio.pipeline().set_progress_bar_config(disable=True)
     dtype = studio.dtype
 

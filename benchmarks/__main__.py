@@ -8,7 +8,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 if len(sys.argv) > 1 and sys.argv[1] == "eval":
     from .evaluation import main
+
+    main(sys.argv[2:])
 else:
     from .generation import main
 
-main()
+    main(sys.argv[1:])

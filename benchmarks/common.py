@@ -8,7 +8,7 @@ import os
 import platform
 import statistics
 import time
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
@@ -59,7 +59,13 @@ def machine() -> dict:
 
 def library_versions() -> dict:
     names = ["torch", "diffusers", "transformers", "accelerate", "gradio", "numpy", "pillow"]
-    return {name: version(name) for name in names}
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # gradio is not needed to benchmark, e.g. on a bare GPU machine
+            found[name] = None
+    return found
 
 
 def gemm_peak_gflops(dtype: torch.dtype, device: str = "cpu", size: int = 2048, repeats: int = 5) -> float:
@@ -75,10 +81,11 @@ def gemm_peak_gflops(dtype: torch.dtype, device: str = "cpu", size: int = 2048, 
     return 2 * size**3 / median_time(run, repeats=repeats) / 1e9
 
 
-def write_result(name: str, data: dict) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    suffix = "cuda" if torch.cuda.is_available() else "cpu"
-    path = RESULTS_DIR / f"{name}-{suffix}.json"
+def write_result(name: str, data: dict, folder: Path | None = None) -> Path:
+    folder = folder or RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = data.get("figures", {}).get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = folder / f"{name}-{suffix}.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from .generation import Candidate, GenerationRequest
 from .provenance import image_metadata, save_png
-from .scoring import SCORE_KINDS, ClipScorer, score_images
+from .scoring import SCORE_KINDS, ClipScorer
 
 
 @dataclass
@@ -54,15 +54,20 @@ def rank_candidates(candidates: list[Candidate], prompt: str, scorers: list[tupl
                     rank_by: str = "clip") -> list[RankedImage]:
     """Score every usable candidate with every scorer; sort by `rank_by`; broken ones go last unscored.
 
-    `scorers` pairs a score kind ("clip", "pickscore") with the model that computes it.
+    `scorers` pairs a score kind ("clip", "pickscore") with the model that computes it. The order
+    follows the raw cosine of the `rank_by` scorer: CLIPScore clamps negative cosines to 0, and
+    candidates that all score 0 must still be ordered by how close they are to the prompt.
     """
     usable = [c for c in candidates if c.problem is None]
-    table = {kind: score_images(SCORE_KINDS[kind], model, [c.image for c in usable], prompt) if usable else []
-             for kind, model in scorers}
-    if rank_by not in table:
+    if rank_by not in {kind for kind, _ in scorers}:
         raise ValueError(f"no scorer named {rank_by!r}")
+    images = [c.image for c in usable]
+    cosines = {kind: model.cosine(images, [prompt])[:, 0] for kind, model in scorers} if usable else {}
+    table = {kind: SCORE_KINDS[kind].value(cosines[kind], model.logit_scale).tolist() if usable else []
+             for kind, model in scorers}
     rows = [{kind: float(values[i]) for kind, values in table.items()} for i in range(len(usable))]
-    scored = sorted(zip(usable, rows), key=lambda pair: pair[1][rank_by], reverse=True)
+    order = cosines[rank_by].tolist() if usable else []
+    scored = [(usable[i], rows[i]) for i in sorted(range(len(usable)), key=lambda i: order[i], reverse=True)]
     ranked = [RankedImage(0, c.seed, c.image, scores) for c, scores in scored]
     ranked += [RankedImage(0, c.seed, c.image, {}, c.problem) for c in candidates if c.problem is not None]
     for rank, item in enumerate(ranked, start=1):

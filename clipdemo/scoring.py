@@ -137,6 +137,3 @@ SCORE_KINDS = {
     "pickscore": ScoreKind("pickscore", "Pick", "logit_scale * cos(image, prompt), PickScore_v1 weights"),
 }
 
-
-def score_images(kind: ScoreKind, scorer: ClipScorer, images: Sequence[Image.Image], text: str) -> list[float]:
-    return kind.value(scorer.cosine(images, [text])[:, 0], scorer.logit_scale).tolist()

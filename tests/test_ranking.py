@@ -30,6 +30,24 @@ def test_ranking_is_sorted_and_scores_match_independent_computation(studio, tiny
     np.testing.assert_allclose(scores, expected, atol=1e-4)
 
 
+def test_candidates_that_all_score_zero_are_still_ordered_by_cosine(studio):
+    """CLIPScore clamps negative cosines to 0; the order must still follow the raw cosine."""
+    scorer = studio.scorer()
+    rng = np.random.default_rng(5)
+    images = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(8)]
+    for prompt in ["a cat", "a red circle", "a dog wearing glasses", "night", "a blue star", "一只猫", "tree"]:
+        cosine = scorer.cosine(images, [prompt])[:, 0]
+        negative = [i for i in range(len(images)) if cosine[i] < 0]
+        # the input order must disagree with the cosine order among the negatives, or the test proves nothing
+        if len(negative) >= 2 and sorted(negative, key=lambda i: -cosine[i]) != negative:
+            break
+    else:
+        raise AssertionError("no prompt gave two out-of-order negative cosines with the tiny CLIP")
+    ranked = rank_candidates([Candidate(i, images[i]) for i in negative], prompt, [("clip", scorer)])
+    assert [r.scores["clip"] for r in ranked] == [0.0] * len(negative)
+    assert [r.seed for r in ranked] == sorted(negative, key=lambda i: -float(cosine[i]))
+
+
 def test_broken_images_go_last_without_a_score(studio):
     rng = np.random.default_rng(0)
     good = [Candidate(i, Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))) for i in range(2)]

@@ -49,7 +49,7 @@ def test_no_server_paths_are_exposed_or_accepted(served, tiny_sd_dir):
     assert str(tiny_sd_dir) not in demo.config["components"].__repr__()  # models are shown by name only
     client = Client(url, verbose=False)
     with pytest.raises((AppError, ValueError)):
-        client.predict("a cat", "1", 1, "/etc", 1, 0, "default", "", str(tiny_sd_dir), 1, 0, "default", "",
+        client.predict("a cat", "1", 1, 64, 64, "/etc", 1, 0, "default", "", str(tiny_sd_dir), 1, 0, "default", "",
                        api_name="/compare")
     assert not demo.allowed_paths  # nothing beyond gradio's own cache and temp files is served
 

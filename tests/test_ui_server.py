@@ -1,12 +1,16 @@
 """A real Gradio server on 127.0.0.1, driven through gradio_client."""
 
+import json
 import socket
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from clipdemo import Studio, resolve_settings
+from clipdemo.loading import display_name
 
 
 def free_port() -> int:
@@ -91,3 +95,72 @@ def test_blank_seed_means_random_and_seeds_are_shown(client):
     assert seeds[1] == seeds[0] + 1
     assert all(f"seed {s}" in " ".join(g["caption"] for g in gallery) for s in seeds)
     assert f"Seeds {seeds[0]}–{seeds[1]}" in info
+
+
+def write_class_zip(folder: Path) -> Path:
+    """A zip of two class folders with three small images each."""
+    rng = np.random.default_rng(9)
+    archive = folder / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for cls in ("cat", "dog"):
+            for i in range(3):
+                path = folder / f"{cls}{i}.png"
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+                zf.write(path, f"{cls}/{i}.png")
+    return archive
+
+
+def test_evaluate_endpoint_matches_the_core(client, studio, tmp_path):
+    from gradio_client import handle_file
+
+    from clipdemo.datasets import from_class_folders, safe_extract_zip
+
+    archive = write_class_zip(tmp_path)
+    summary, per_class, plot, mistakes, files = client.predict(
+        handle_file(str(archive)), "cat: 猫", "single", "", api_name="/evaluate")
+
+    # The same zip, labels and templates through the core, with the same model weights.
+    image_set = from_class_folders(safe_extract_zip(archive, tmp_path / "x"))
+    image_set.labels = ["猫", "dog"]
+    expected = studio.evaluate(image_set, "single")
+
+    assert f"top-1 {expected.top1:.1%}" in summary and "torch.Size([6, 2])" in summary
+    assert [row[0] for row in per_class["data"]] == ["猫", "dog"]
+    assert plot["type"] == "matplotlib"
+    assert len(mistakes) == round(6 * (1 - expected.top1))
+    report = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())
+    assert report["n_images"] == 6 and report["logits_shape"] == "torch.Size([6, 2])"
+    assert report["top1"] == pytest.approx(expected.top1) and set(report["per_class"]) == {"猫", "dog"}
+
+
+def test_evaluate_endpoint_refuses_bad_label_lines(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    archive = write_class_zip(tmp_path)
+    with pytest.raises(AppError, match="No class folder named 'bird'"):
+        client.predict(handle_file(str(archive)), "bird: 鸟", "single", "", api_name="/evaluate")
+
+
+def test_compare_endpoint_same_settings_tie_on_every_seed(client, tiny_sd_dir):
+    model = display_name(str(tiny_sd_dir))
+    side = [model, 2, 1.0, "default", ""]
+    gallery_a, gallery_b, summary, per_seed, plot = client.predict(
+        "a red circle", "5", 3, 64, 64, *side, *side, "auto", api_name="/compare")
+    rows = per_seed["data"]
+    assert [row[0] for row in rows] == [5, 6, 7]
+    assert all(row[1] == row[2] for row in rows)
+    assert "ties: 3" in summary and "A draw" in summary
+    assert len(gallery_a) == len(gallery_b) == 3 and plot["type"] == "matplotlib"
+
+
+def test_compare_endpoint_different_settings_count_wins(client, tiny_sd_dir):
+    model = display_name(str(tiny_sd_dir))
+    gallery_a, gallery_b, summary, per_seed, _ = client.predict(
+        "a red circle", "5", 3, 64, 64, model, 1, 1.0, "default", "", model, 3, 1.0, "euler", "", "auto",
+        api_name="/compare")
+    rows = per_seed["data"]
+    wins_a = sum(row[1] > row[2] for row in rows)
+    wins_b = sum(row[2] > row[1] for row in rows)
+    assert f"| seeds won | {wins_a} | {wins_b} |" in summary
+    assert any(row[1] != row[2] for row in rows)  # other steps and sampler give other images

@@ -300,7 +300,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                             f"{name}: {'flagged' if verdict.flagged else 'ok'}"))
         return "\n".join(lines), table, gallery
 
-    def compare(prompt: str, seed: str, num_candidates: int,
+    def compare(prompt: str, seed: str, num_candidates: int, width: int, height: int,
                 model_a: str, steps_a: int, guidance_a: float, scheduler_a: str, negative_a: str,
                 model_b: str, steps_b: int, guidance_b: float, scheduler_b: str, negative_b: str,
                 scorer: str = "auto", progress=gr.Progress()):
@@ -315,7 +315,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         b = Setting(models[model_b], int(steps_b), float(guidance_b), scheduler_b, negative_b or "")
         seed_value = None if seed is None or not str(seed).strip() else str(seed).strip()
         progress(0, desc="Generating A and B")
-        result = studio.compare(prompt, seed_value, num_candidates, a, b, scorer=scorer)
+        result = studio.compare(prompt, seed_value, num_candidates, a, b, int(width), int(height), scorer=scorer)
         for notice in dict.fromkeys(result.a.notices + result.b.notices):
             gr.Warning(notice)
         gallery_a, _, _ = _publish(result.a)
@@ -422,6 +422,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 cmp_prompt = gr.Textbox(label="Prompt", scale=3, placeholder="a red circle")
                 cmp_seed = gr.Textbox(label="Seed (blank = random)", value="", scale=1)
                 cmp_n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Seeds", scale=1)
+                cmp_width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width", scale=1)
+                cmp_height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height", scale=1)
             sides = []
             with gr.Row():
                 for side in ("A", "B"):
@@ -443,7 +445,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 cmp_plot = gr.Plot(label="Score distributions")
             cmp_table = gr.Dataframe(headers=["seed", "A", "B"], label="Scores per seed", interactive=False)
             cmp_runs = gr.State(None)
-            cmp_event = cmp_go.click(_user_errors(on_gpu(compare)), [cmp_prompt, cmp_seed, cmp_n, *sides[0], *sides[1],
+            cmp_event = cmp_go.click(_user_errors(on_gpu(compare)), [cmp_prompt, cmp_seed, cmp_n, cmp_width, cmp_height, *sides[0], *sides[1],
                                                               scorer_choice],
                                      [cmp_gallery_a, cmp_gallery_b, cmp_summary, cmp_table, cmp_plot, cmp_runs],
                                      api_name="compare", concurrency_limit=1)

@@ -67,7 +67,8 @@ def test_cli_eval_of_the_rendered_held_out_folder_reproduces_the_zero_shot_gate(
 
 
 @pytest.mark.xfail(strict=True, reason="known gap: the demo UNet is undertrained; the re-ranked top-1 matches the "
-                                       "prompt's colour about 60-70% of the time, not 85% (see README)")
+                                       "prompt's colour 67-73% of the time, and any of the 4 candidates only "
+                                       "80-87% of the time, so 85% is out of reach (see README)")
 def test_reranking_gate_85_percent(quality):
     assert min(quality.colour_match_top1_en, quality.colour_match_top1_zh) >= 0.85
 

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 CJK_FONT_NAMES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC", "WenQuanYi Zen Hei", "Source Han Sans SC")
 
@@ -121,6 +122,7 @@ def history_chart(history_rows: list[list], mean_index: int = 10, best_index: in
     ax.plot(numbers, [r[mean_index] for r in history_rows], marker="o", label="mean")
     ax.plot(numbers, [r[best_index] for r in history_rows], marker="^", label="best")
     ax.set_xlabel("run")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # runs are numbered 1, 2, 3 ...
     ax.set_ylabel("score")
     ax.legend()
     ax.set_title("scores over this session's runs")

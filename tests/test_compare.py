@@ -121,3 +121,13 @@ def test_spaces_gpu_is_used_only_when_present(monkeypatch):
     fake = types.SimpleNamespace(GPU=lambda f: wrapped.append(f) or (lambda: 2))
     monkeypatch.setitem(sys.modules, "spaces", fake)
     assert on_gpu(fn)() == 2 and wrapped == [fn]
+
+
+def test_history_chart_marks_whole_run_numbers():
+    from clipdemo.plots import history_chart
+
+    rows = [[number] + [None] * 9 + [60.0 + number, 80.0 + number] for number in (1, 2)]
+    figure = history_chart(rows)
+    figure.canvas.draw()
+    ticks = [t for t in figure.axes[0].get_xticks() if 1 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -419,7 +419,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             from ..compare import SCHEDULERS
 
             with gr.Row():
-                cmp_prompt = gr.Textbox(label="Prompt", scale=3, placeholder="a red circle")
+                cmp_prompt = gr.Textbox(label="Prompt", scale=3, placeholder="a red circle", elem_id="compare-prompt")
                 cmp_seed = gr.Textbox(label="Seed (blank = random)", value="", scale=1)
                 cmp_n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Seeds", scale=1)
                 cmp_width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width", scale=1)
@@ -441,7 +441,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 cmp_gallery_a = gr.Gallery(label="A (best first)", columns=4, format="png")
                 cmp_gallery_b = gr.Gallery(label="B (best first)", columns=4, format="png")
             with gr.Row():
-                cmp_summary = gr.Markdown(label="summary")
+                cmp_summary = gr.Markdown(label="summary", elem_id="compare-summary")
                 cmp_plot = gr.Plot(label="Score distributions")
             cmp_table = gr.Dataframe(headers=["seed", "A", "B"], label="Scores per seed", interactive=False)
             cmp_runs = gr.State(None)

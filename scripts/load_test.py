@@ -379,6 +379,16 @@ def summarize(result: LoadResult, rss: dict | None = None, config: dict | None =
     }
 
 
+def second_half_growth(by_progress: list[tuple[int, int | None]]) -> int | None:
+    """RSS after the last request minus RSS at the half-way mark: a leak keeps climbing, a pool levels off."""
+    values = [(done, v) for done, v in by_progress if v is not None]
+    if len(values) < 2:
+        return None
+    total = values[-1][0]
+    half = min(values, key=lambda item: abs(item[0] - total / 2))
+    return values[-1][1] - half[1]
+
+
 def _fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -411,6 +421,12 @@ def report(summary: dict) -> str:
                      f"before load {_fmt_mb(rss.get('before'))}, during mean {_fmt_mb(during.get('mean'))} / "
                      f"max {_fmt_mb(during.get('max'))} ({during.get('samples', 0)} samples), "
                      f"after {_fmt_mb(rss.get('after'))}, after settling {_fmt_mb(rss.get('after_settle'))}")
+        steps = [f"{done}: {_fmt_mb(v)}" for done, v in rss.get("by_progress", [])]
+        if steps:
+            lines.append("server RSS by requests finished: " + ", ".join(steps))
+            growth = rss.get("second_half_growth")
+            lines.append(f"RSS growth over the second half of the requests: "
+                         f"{'-' if growth is None else f'{growth / 2**20:+.0f} MiB'}")
     else:
         lines.append("server RSS: not measured (pass --server-pid with --url)")
     return "\n".join(lines)
@@ -493,13 +509,17 @@ def main(argv: list[str] | None = None) -> int:
         rss["before"] = rss_bytes(pid) if pid else None
         print(f"sending {args.requests} requests, {args.concurrency} at a time...", file=sys.stderr)
 
+        rss["by_progress"] = []  # (requests finished, RSS): flat means no climb from one tenth to the next
+
         def progress(done, total, record):
             if done % max(1, total // 10) == 0 or done == total:
+                rss["by_progress"].append((done, rss_bytes(pid) if pid else None))
                 print(f"  {done}/{total} finished", file=sys.stderr)
 
         with RssSampler(pid) as sampler:
             result = run_load(url, inputs, args.requests, args.concurrency, args.max_seconds, args.mix, progress)
         rss["during"] = sampler.summary()
+        rss["second_half_growth"] = second_half_growth(rss["by_progress"])
         rss["after"] = rss_bytes(pid) if pid else None
         time.sleep(args.settle)
         rss["after_settle"] = rss_bytes(pid) if pid else None

@@ -93,3 +93,11 @@ def test_percentiles_and_report_shape():
     assert summary["per_endpoint"]["generate"]["p50_s"] == 1.0
     text = load.report(summary)
     assert "generate" in text and "error: ConnectError: refused" in text
+
+
+def test_second_half_growth_separates_a_levelled_pool_from_a_climb():
+    levelled = [(20, 700), (100, 850), (120, 860), (200, 855)]
+    climbing = [(20, 700), (100, 800), (200, 900)]
+    assert load.second_half_growth(levelled) == 5
+    assert load.second_half_growth(climbing) == 100
+    assert load.second_half_growth([(100, None), (200, 5)]) is None

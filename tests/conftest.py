@@ -27,3 +27,24 @@ def studio(tiny_clip_dir, tiny_sd_dir):
     from clipdemo import Studio, resolve_settings
 
     return Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32"))
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_sd_dir, tiny_clip_dir):
+    """The app over the tiny models, shared by the gradio_client tests."""
+    from clipdemo import Studio, resolve_settings
+    from clipdemo.ui import build_app
+    from tests.servers import launch_local
+
+    demo = build_app(Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32")))
+    demo.queue(max_size=16)
+    yield launch_local(demo)
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(tiny_server):
+    """A gradio_client session on the tiny-model app."""
+    from gradio_client import Client
+
+    return Client(tiny_server, verbose=False)

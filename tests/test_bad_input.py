@@ -19,19 +19,17 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import struct
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from clipdemo import GenerationRequest, InputError, Studio, resolve_settings
+from clipdemo import GenerationRequest, InputError
 from clipdemo.cli import main
 from clipdemo.generation import MAX_SEED, Candidate, check_output
 from clipdemo.images import load_image
@@ -220,30 +218,6 @@ def files(tmp_path_factory):
         paths[name] = folder / name
         paths[name].write_bytes(make())
     return paths
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tiny_sd_dir, tiny_clip_dir):
-    from clipdemo.ui import build_app
-
-    demo = build_app(Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32")))
-    demo.queue(max_size=16)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
-    yield url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server, verbose=False)
 
 
 def generate_params(case: Case) -> dict:

@@ -5,7 +5,6 @@ trained demo models in assets/models; skipped otherwise. Never downloads a brows
 """
 
 import re
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from clipdemo.config import PRESETS
+from tests.servers import launch_local
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,12 +31,6 @@ if not (Path(PRESETS["demo"].sd_model).is_dir() and Path(PRESETS["demo"].clip_mo
                 allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url():
     from clipdemo import Studio, resolve_settings
@@ -45,7 +39,7 @@ def server_url():
     studio = Studio(resolve_settings(preset="demo"))
     demo = build_app(studio)
     demo.queue(max_size=32)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    url = launch_local(demo)
     try:
         yield url
     finally:

@@ -1,7 +1,6 @@
 """PickScore beside CLIPScore, and moderation (safety checker and concept check), with tiny models."""
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -113,12 +112,11 @@ def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
     from clipdemo import world
     from clipdemo.ui import build_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.servers import launch_local
+
     demo = build_app(Studio(resolve_settings(preset="demo")))
     demo.queue(max_size=4)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = launch_local(demo)
     try:
         path = tmp_path / "cross.png"
         world.render("red", "cross", np.random.default_rng(3))[0].save(path)

@@ -1,25 +1,18 @@
 """Security: upload caps, server paths, auth, share off, safetensors only, telemetry off, narrow allowed paths."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from clipdemo import Studio, resolve_settings
 from clipdemo.cli.main import build_parser
+from tests.servers import free_port, launch_local
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +23,7 @@ def served(tiny_sd_dir, tiny_clip_dir):
                                      pick_model="none", moderation="off", decoder="full"))
     demo = ui.build_app(studio)
     demo.queue(max_size=ui.QUEUE_SIZE)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            max_file_size=ui.MAX_FILE_SIZE)
+    url = launch_local(demo, max_file_size=ui.MAX_FILE_SIZE)
     yield demo, url
     demo.close()
 

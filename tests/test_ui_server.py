@@ -1,7 +1,6 @@
 """A real Gradio server on 127.0.0.1, driven through gradio_client."""
 
 import json
-import socket
 import zipfile
 from pathlib import Path
 
@@ -9,33 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipdemo import Studio, resolve_settings
 from clipdemo.loading import display_name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tiny_sd_dir, tiny_clip_dir):
-    from clipdemo.ui import build_app
-
-    studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32"))
-    demo = build_app(studio)
-    demo.queue(max_size=16)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    from gradio_client import Client
-
-    return Client(server, verbose=False)
 
 
 @pytest.fixture

@@ -139,15 +139,20 @@ def _hue_of(rgb: tuple[int, int, int]) -> float:
     return colorsys.rgb_to_hsv(*(v / 255 for v in rgb))[0]
 
 
+def _foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(hue, mask): the foreground is the saturated pixels; the backgrounds are light greys."""
+    hsv = np.asarray(image.convert("RGB").convert("HSV"), dtype=np.float64) / 255.0
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    return hue, (sat > 0.35) & (val > 0.25)
+
+
 def judge_colour(image: Image.Image) -> str | None:
     """The colour name nearest to the dominant foreground hue, or None when no coloured pixels exist.
 
     Not learned: foreground pixels are the saturated ones, their hues are averaged on the circle and
     compared with the six reference hues.
     """
-    hsv = np.asarray(image.convert("RGB").convert("HSV"), dtype=np.float64) / 255.0
-    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    mask = (sat > 0.35) & (val > 0.25)
+    hue, mask = _foreground(image)
     if mask.sum() < 0.01 * mask.size:
         return None
     angles = 2 * np.pi * hue[mask]
@@ -158,3 +163,62 @@ def judge_colour(image: Image.Image) -> str | None:
         return min(d, 1 - d)
 
     return min(COLOURS, key=distance)
+
+
+# Ideal (solidity, roundness) of each shape as drawn by _shape_points: solidity = area / convex hull
+# area, roundness = area / area of the circle through the farthest point. Worked out from the polygons.
+SHAPE_SIGNATURES: dict[str, tuple[float, float]] = {
+    "circle": (1.0, 1.0),
+    "square": (1.0, 2 / math.pi),
+    "triangle": (1.0, 3 * math.sqrt(3) / (4 * math.pi)),
+    "star": (0.519, 5 * 0.42 * math.sin(math.pi / 5) / math.pi),
+    "cross": (0.711, (4 * 0.66 - 0.66**2) / (math.pi * (1 + 0.33**2))),
+}
+
+
+def _convex_hull_area(points: np.ndarray) -> float:
+    """Area of the convex hull of 2-D points (Andrew's monotone chain, then the shoelace formula)."""
+    pts = sorted(set(map(tuple, points.tolist())))
+    if len(pts) < 3:
+        return 0.0
+
+    def half(seq):
+        hull: list[tuple[float, float]] = []
+        for p in seq:
+            while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1])
+                                      - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0])) <= 0:
+                hull.pop()
+            hull.append(p)
+        return hull[:-1]
+
+    hull = np.array(half(pts) + half(reversed(pts)))
+    x, y = hull[:, 0], hull[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def shape_features(image: Image.Image) -> tuple[float, float] | None:
+    """(solidity, roundness) of the foreground, or None when there is too little of it."""
+    _, mask = _foreground(image)
+    if mask.sum() < 0.01 * mask.size:
+        return None
+    ys, xs = np.nonzero(mask)
+    area = float(len(xs))
+    corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)])
+    hull = _convex_hull_area(corners.astype(np.float64))
+    cx, cy = xs.mean() + 0.5, ys.mean() + 0.5
+    reach = float(np.sqrt((corners[:, 0] - cx) ** 2 + (corners[:, 1] - cy) ** 2).max())
+    return area / hull, area / (math.pi * reach**2)
+
+
+def judge_shape(image: Image.Image) -> str | None:
+    """The shape whose ideal (solidity, roundness) is nearest to the foreground's, or None without one.
+
+    Not learned, like judge_colour: a blob that is no clear shape still gets the nearest name, which is
+    usually the wrong one, so the judge measures how often a generator draws the asked-for shape.
+    """
+    features = shape_features(image)
+    if features is None:
+        return None
+    solidity, roundness = features
+    return min(SHAPE_SIGNATURES, key=lambda name: (SHAPE_SIGNATURES[name][0] - solidity) ** 2
+               + (SHAPE_SIGNATURES[name][1] - roundness) ** 2)

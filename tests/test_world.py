@@ -38,3 +38,32 @@ def test_colour_judge_says_none_for_a_grey_image():
     from PIL import Image
 
     assert world.judge_colour(Image.new("RGB", (64, 64), (200, 200, 200))) is None
+
+
+def test_shape_judge_agrees_with_the_renderer():
+    samples = world.sample(3, 300)  # every class, sizes from small to large, any rotation
+    assert sum(world.judge_shape(s.image) == s.shape for s in samples) / len(samples) >= 0.99
+
+
+def test_shape_judge_features_match_the_ideal_polygons():
+    """The signatures are worked out from the polygons; large renders must measure close to them."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    for shape, (solidity, roundness) in world.SHAPE_SIGNATURES.items():
+        canvas = Image.new("RGB", (256, 256), (240, 240, 240))
+        ImageDraw.Draw(canvas).polygon(world._shape_points(shape, 128, 128, 100, 0.3), fill=(215, 35, 35))
+        measured = np.array(world.shape_features(canvas))
+        assert np.abs(measured - (solidity, roundness)).max() < 0.03, (shape, measured)
+
+
+def test_shape_judge_says_none_without_a_foreground_and_names_a_blob_by_its_geometry():
+    from PIL import Image, ImageDraw
+
+    assert world.judge_shape(Image.new("RGB", (64, 64), (200, 200, 200))) is None
+    blob = Image.new("RGB", (64, 64), (240, 240, 240))
+    ImageDraw.Draw(blob).ellipse((12, 12, 52, 52), fill=(40, 165, 60))
+    assert world.judge_shape(blob) == "circle"
+    bar = Image.new("RGB", (64, 64), (240, 240, 240))
+    ImageDraw.Draw(bar).rectangle((4, 28, 60, 36), fill=(40, 165, 60))  # a thin bar is no circle or star
+    assert world.judge_shape(bar) not in ("circle", "star")

@@ -1,11 +1,12 @@
 """Train the offline demo models on the procedural shapes world (clipdemo/world.py).
 
-    python scripts/train_demo_models.py            # about 25 minutes on 2 CPU cores, seed 0
+    python scripts/train_demo_models.py            # about 27 minutes on 2 CPU cores, seed 0
 
 Writes, under assets/models/:
   demo-clip/  a tiny bilingual CLIPModel (transformers format), trained contrastively
   demo-sd/    a tiny StableDiffusionPipeline (diffusers format): the CLIP text tower (frozen) as its
-              text encoder, a small AutoencoderKL, and a UNet trained with the noise-prediction loss
+              text encoder, a small AutoencoderKL, and a UNet trained with the noise-prediction loss in
+              SD 2's v-parametrisation over a zero-terminal-SNR schedule (see noise_schedules)
 Weights are stored as fp16 safetensors (the 49408-token embedding dominates their size).
 """
 
@@ -182,6 +183,8 @@ def build_vae():
 
 
 def train_vae(steps: int, seed: int, images: torch.Tensor):
+    """On whole images. Crops would be 4x cheaper, but GroupNorm then sees other statistics than at
+    use time: a crop-trained VAE decoded purple as blue and red as orange (measured, then dropped)."""
     torch.manual_seed(seed)
     vae = build_vae().train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
@@ -217,16 +220,39 @@ def build_unet(cross_attention_dim: int):
     )
 
 
+def noise_schedules(zero_snr: bool = True):
+    """(training scheduler, sampler) for the demo UNet.
+
+    Zero terminal SNR with v-prediction (Lin et al. 2024, "Common diffusion noise schedules and sample
+    steps are flawed"): with SD's usual schedule the last training step still keeps 7% of the image,
+    and over a 16x16 latent that is enough to read the mean colour from the "noise". The UNet then
+    learned to take the colour from the starting noise instead of the prompt, so at sampling time
+    (pure noise) colours drifted to a yellowish average. With zero terminal SNR the prompt is the
+    only source of the colour.
+    """
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+
+    common = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    if zero_snr:
+        common.update(rescale_betas_zero_snr=True, prediction_type="v_prediction")
+    train = DDPMScheduler(**common)
+    sampler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                          timestep_spacing="trailing" if zero_snr else "linspace")
+    return train, sampler
+
+
 def train_unet(steps: int, seed: int, latents: torch.Tensor, captions: list[list[str]], text_states: dict,
-               empty_state: torch.Tensor, scheduler):
+               empty_state: torch.Tensor, scheduler, batch: int = 64, lr: float = 1e-3,
+               min_snr_gamma: float | None = None, log_every: int = 200):
     torch.manual_seed(seed)
     dim = empty_state.shape[-1]
     unet = build_unet(dim).train()
     ema = copy.deepcopy(unet).eval()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
     rng = np.random.default_rng(seed)
     alphas = scheduler.alphas_cumprod
-    batch = 64
+    v_prediction = scheduler.config.prediction_type == "v_prediction"
+    snr = alphas / (1 - alphas).clamp(min=1e-8)
     for step in range(steps):
         idx = rng.integers(0, len(latents), batch)
         x0 = latents[idx]
@@ -237,17 +263,21 @@ def train_unet(steps: int, seed: int, latents: torch.Tensor, captions: list[list
             else:
                 options = captions[i]
                 states.append(text_states[options[rng.integers(len(options))]])
-        length = max(s.shape[0] for s in states)
-        cond = torch.stack([F.pad(s, (0, 0, 0, length - s.shape[0]), value=0.0) if s.shape[0] < length else s
-                            for s in states])
+        cond = torch.stack(states)
         noise = torch.randn_like(x0)
         t = torch.from_numpy(rng.integers(0, len(alphas), batch))
         a = alphas[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        target = a.sqrt() * noise - (1 - a).sqrt() * x0 if v_prediction else noise
         pred = unet(noisy, t, encoder_hidden_states=cond).sample
-        loss = F.mse_loss(pred, noise)
+        per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+        if min_snr_gamma is not None:  # Hang et al. 2023: do not let the easy, low-noise steps dominate
+            s = snr[t]
+            weight = s.clamp(max=min_snr_gamma) / (s + 1 if v_prediction else s.clamp(min=1e-8))
+            per_sample = per_sample * weight
+        loss = per_sample.mean()
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, steps, 1e-3)
+            group["lr"] = cosine_lr(step, steps, lr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -256,9 +286,28 @@ def train_unet(steps: int, seed: int, latents: torch.Tensor, captions: list[list
         with torch.no_grad():
             for e, p in zip(ema.parameters(), unet.parameters()):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
-        if step % 200 == 0 or step == steps - 1:
+        if step % log_every == 0 or step == steps - 1:
             log(f"unet step {step}/{steps} loss {loss.item():.4f}")
     return ema
+
+
+def encode_latents(vae, images: torch.Tensor) -> torch.Tensor:
+    """VAE latents (the posterior mode), scaled by the VAE's scaling factor as the pipeline expects."""
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(images[i : i + 256]).latent_dist.mode() for i in range(0, len(images), 256)])
+    return latents * vae.config.scaling_factor
+
+
+def caption_options(pool: list[world.Sample], seed: int) -> list[list[str]]:
+    """Several wordings of each training image, in both languages."""
+    rng = np.random.default_rng(seed + 3)
+    captions = []
+    for s in pool:
+        options = {s.caption_en, s.caption_zh}
+        for language in ("en", "zh", "en", "zh"):
+            options.add(world.caption(s.colour, s.shape, s.size, language, rng))
+        captions.append(sorted(options))
+    return captions
 
 
 def text_hidden_states(text_encoder, tok, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -279,28 +328,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ASSETS_DIR / "models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clip-steps", type=int, default=1600)
+    parser.add_argument("--clip-vision-steps", type=int, default=2500)
     parser.add_argument("--vae-steps", type=int, default=300)
-    parser.add_argument("--unet-steps", type=int, default=650)
-    parser.add_argument("--clip-vision-steps", type=int, default=3000)
-    parser.add_argument("--only", choices=["clip-vision"],
-                        help="run one stage on the saved models instead of everything (for re-runs)")
+    parser.add_argument("--unet-steps", type=int, default=350)
     args = parser.parse_args()
-    if args.only == "clip-vision":
-        from transformers import CLIPModel
-
-        clip_dir = args.out / "demo-clip"
-        clip = finetune_clip_vision(CLIPModel.from_pretrained(clip_dir, dtype=torch.float32), args.clip_vision_steps, args.seed)
-        clip.half().save_pretrained(clip_dir)
-        log(f"saved {clip_dir}")
-        return
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    from diffusers import DPMSolverMultistepScheduler, DDPMScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
     from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTextConfig, CLIPTextModel
 
     started = time.time()
+    minutes: dict[str, float] = {}
+
+    def lap(stage: str, since: float) -> float:
+        minutes[stage] = round((time.time() - since) / 60, 1)
+        return time.time()
+
     tok = tokenizer()
+    mark = time.time()
     clip = train_clip(args.clip_steps, args.seed)
+    mark = lap("clip_joint", mark)
     clip = finetune_clip_vision(clip, args.clip_vision_steps, args.seed)
+    mark = lap("clip_vision", mark)
     clip_dir = args.out / "demo-clip"
     processor = CLIPProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
@@ -308,52 +356,43 @@ def main() -> None:
     )
     clip.half().save_pretrained(clip_dir)
     processor.save_pretrained(clip_dir)
-    clip = clip.float()
-    log(f"saved {clip_dir} after {time.time() - started:.0f} s")
-
-    # The SD text encoder is the trained CLIP text tower, frozen.
-    text_config = CLIPTextConfig(**{k: v for k, v in clip.config.text_config.to_dict().items()})
-    text_encoder = CLIPTextModel(text_config)
-    text_encoder.load_state_dict(clip.text_model.state_dict())
+    # The SD text encoder is the trained CLIP text tower, frozen, exactly as saved (fp16 values).
+    text_encoder = CLIPTextModel(CLIPTextConfig(**clip.config.text_config.to_dict()))
+    text_encoder.load_state_dict(clip.float().text_model.state_dict())
     text_encoder.eval()
+    log(f"saved {clip_dir} after {time.time() - started:.0f} s")
 
     pool = world.sample(args.seed + 2, 6000)
     images = to_tensor([s.image for s in pool])
     vae = train_vae(args.vae_steps, args.seed, images)
-    with torch.no_grad():
-        latents = torch.cat([vae.encode(images[i : i + 256]).latent_dist.mode() for i in range(0, len(images), 256)])
-    scaling = float(1.0 / latents.std())
-    vae.register_to_config(scaling_factor=scaling)
-    latents = latents * scaling
-    log(f"vae latent std scaled by {scaling:.3f} after {time.time() - started:.0f} s")
+    vae.register_to_config(scaling_factor=1.0)
+    vae.register_to_config(scaling_factor=float(1.0 / encode_latents(vae, images).std()))
+    log(f"vae latent std scaled by {vae.config.scaling_factor:.3f}")
+    mark = lap("vae", mark)
 
-    captions = []
-    rng = np.random.default_rng(args.seed + 3)
-    for s in pool:  # several wordings of each image, in both languages
-        options = {s.caption_en, s.caption_zh}
-        for language in ("en", "zh", "en", "zh"):
-            options.add(world.caption(s.colour, s.shape, s.size, language, rng))
-        captions.append(sorted(options))
-    distinct = sorted({c for options in captions for c in options} | {""})
-    states = text_hidden_states(text_encoder, tok, distinct)
-    train_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    latents = encode_latents(vae, images)
+    captions = caption_options(pool, args.seed)
+    states = text_hidden_states(text_encoder, tok, sorted({c for options in captions for c in options} | {""}))
+    train_scheduler, sampler = noise_schedules(zero_snr=True)
     unet = train_unet(args.unet_steps, args.seed, latents, captions, states, states[""], train_scheduler)
+    mark = lap("unet", mark)
 
-    sampler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
-                                          beta_end=0.012, algorithm_type="dpmsolver++", solver_order=2)
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tok, unet=unet, scheduler=sampler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     sd_dir = args.out / "demo-sd"
     pipe.to(torch.float16).save_pretrained(sd_dir)
+    total = round((time.time() - started) / 60, 1)
     (args.out / "TRAINING.json").write_text(json.dumps({
         "command": "python scripts/train_demo_models.py",
         "seed": args.seed, "clip_steps": args.clip_steps, "clip_vision_steps": args.clip_vision_steps,
         "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
-        "minutes": round((time.time() - started) / 60, 1), "torch": torch.__version__,
+        "unet_objective": "v-prediction, zero terminal SNR",
+        "minutes": total, "minutes_by_stage": minutes, "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }, indent=2) + "\n")
-    log(f"saved {sd_dir}; total {(time.time() - started) / 60:.1f} min")
+    log(f"saved {sd_dir}; total {total} min")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import pytest
 from clipdemo import Studio, resolve_settings, world
 from clipdemo.cli import main
 from clipdemo.config import PRESETS
-from clipdemo.demo_quality import HELD_OUT_SEED, measure
+from clipdemo.demo_quality import HELD_OUT_SEED, match_rates, measure
+
+NO_GUIDANCE_STEPS = 20
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +30,10 @@ def test_demo_models_are_small_safetensors():
 
 
 @pytest.fixture(scope="module")
-def quality(demo):
-    return measure(demo, n_images=300, prompts_per_class=1)
+def quality():
+    # Moderation off: the demo preset blurs red crosses on purpose, and the judges should see what the
+    # generator drew (quality_gates.py measures the same way).
+    return measure(Studio(resolve_settings(preset="demo", moderation="off")), n_images=300, prompts_per_class=1)
 
 
 def test_zero_shot_gates(quality):
@@ -37,11 +41,23 @@ def test_zero_shot_gates(quality):
     assert quality.zero_shot_top1_zh >= 0.80
 
 
-def test_reranking_beats_a_random_candidate(quality):
+def test_reranking_gate(quality):
+    """Issue #3 at the preset's defaults: CLIP's top-1 of 4 shows the prompt's colour at least 85% of the
+    time, and at least as often as a random candidate (the generator alone already gets ~99% right)."""
     for lang in ("en", "zh"):
         top1 = getattr(quality, f"colour_match_top1_{lang}")
         rand = getattr(quality, f"colour_match_random_{lang}")
-        assert top1 >= rand + 0.10, (lang, top1, rand)
+        assert top1 >= 0.85 and top1 >= rand, (lang, top1, rand)
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_reranking_beats_a_random_candidate_when_the_generator_misses(language):
+    """Without classifier-free guidance the demo generator misses more often, mostly on shape: there
+    re-ranking shows what it buys, a top-1 that matches colour and shape more often than a random pick."""
+    studio = Studio(resolve_settings(preset="demo", moderation="off"))
+    rates = match_rates(studio, language, steps=NO_GUIDANCE_STEPS, guidance=1.0)
+    assert rates.class_top1 > rates.class_random, rates
+    assert rates.colour_top1 >= 0.85 and rates.colour_any >= rates.colour_top1, rates
 
 
 @pytest.mark.parametrize("language, template", [("en", "single"), ("zh", "一张{}的照片")])
@@ -66,18 +82,11 @@ def test_cli_eval_of_the_rendered_held_out_folder_reproduces_the_zero_shot_gate(
     assert report["top1"] >= (0.90 if language == "en" else 0.80)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the demo UNet is undertrained; the re-ranked top-1 matches the "
-                                       "prompt's colour 67-73% of the time, and any of the 4 candidates only "
-                                       "80-87% of the time, so 85% is out of reach (see README)")
-def test_reranking_gate_85_percent(quality):
-    assert min(quality.colour_match_top1_en, quality.colour_match_top1_zh) >= 0.85
-
-
 @pytest.mark.parametrize("prompt", ["a red circle", "红色的圆形"])
 def test_cli_generate_with_preset_demo_and_no_other_flag(prompt, tmp_path, capsys):
-    """Seed 1: a set whose candidates include a red one (for seed 0 all four come out yellow or orange,
-    which is the generator's known weakness); re-ranking must then put the red one first."""
-    assert main(["generate", prompt, "--preset", "demo", "--seed", "1", "--out", str(tmp_path), "--json"]) == 0
+    """The issue's "done when": the prompt with --preset gives ranked images whose top-1 is red. Seed 0
+    gave four yellow or orange candidates before the zero-terminal-SNR UNet; a seed only makes it repeatable."""
+    assert main(["generate", prompt, "--preset", "demo", "--seed", "0", "--out", str(tmp_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["width"], data["height"], data["steps"], data["guidance"]) == (64, 64, 40, 4.0)
     from PIL import Image
@@ -128,3 +137,25 @@ def test_named_model_never_falls_back(monkeypatch, tmp_path, capsys):
     code = main(["classify", str(image), "--labels", "a,b", "--clip-model", "openai/clip-vit-base-patch32"])
     err = capsys.readouterr().err
     assert code == 2 and "openai/clip-vit-base-patch32" in err and "offline demo models" not in err
+
+
+def test_the_shipped_sampler_uses_the_training_schedule():
+    """The UNet was trained for v-prediction over a zero-terminal-SNR schedule (scripts/train_demo_models.py);
+    a sampler with SD's usual settings would feed it inputs it never saw."""
+    import importlib.util
+    from pathlib import Path
+
+    from diffusers import DPMSolverMultistepScheduler
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_demo_models.py"
+    spec = importlib.util.spec_from_file_location("train_demo_models", script)
+    training = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(training)
+    train, sampler = training.noise_schedules(zero_snr=True)
+    plain, _ = training.noise_schedules(zero_snr=False)
+    assert float(train.alphas_cumprod[-1]) == 0.0  # the last step keeps nothing of the image
+    assert float(plain.alphas_cumprod[-1].sqrt()) > 0.06  # SD's usual schedule keeps ~7% of it
+
+    shipped = DPMSolverMultistepScheduler.from_pretrained(PRESETS["demo"].sd_model, subfolder="scheduler")
+    for key in ("prediction_type", "rescale_betas_zero_snr", "timestep_spacing", "beta_schedule"):
+        assert shipped.config[key] == sampler.config[key], key

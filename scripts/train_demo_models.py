@@ -242,8 +242,7 @@ def noise_schedules(zero_snr: bool = True):
 
 
 def train_unet(steps: int, seed: int, latents: torch.Tensor, captions: list[list[str]], text_states: dict,
-               empty_state: torch.Tensor, scheduler, batch: int = 64, lr: float = 1e-3,
-               min_snr_gamma: float | None = None, log_every: int = 200):
+               empty_state: torch.Tensor, scheduler, batch: int = 64, lr: float = 1e-3, log_every: int = 200):
     torch.manual_seed(seed)
     dim = empty_state.shape[-1]
     unet = build_unet(dim).train()
@@ -252,7 +251,6 @@ def train_unet(steps: int, seed: int, latents: torch.Tensor, captions: list[list
     rng = np.random.default_rng(seed)
     alphas = scheduler.alphas_cumprod
     v_prediction = scheduler.config.prediction_type == "v_prediction"
-    snr = alphas / (1 - alphas).clamp(min=1e-8)
     for step in range(steps):
         idx = rng.integers(0, len(latents), batch)
         x0 = latents[idx]
@@ -270,12 +268,8 @@ def train_unet(steps: int, seed: int, latents: torch.Tensor, captions: list[list
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
         target = a.sqrt() * noise - (1 - a).sqrt() * x0 if v_prediction else noise
         pred = unet(noisy, t, encoder_hidden_states=cond).sample
-        per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
-        if min_snr_gamma is not None:  # Hang et al. 2023: do not let the easy, low-noise steps dominate
-            s = snr[t]
-            weight = s.clamp(max=min_snr_gamma) / (s + 1 if v_prediction else s.clamp(min=1e-8))
-            per_sample = per_sample * weight
-        loss = per_sample.mean()
+        # Per-sample means, then their mean: the computation the shipped weights were trained with.
+        loss = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3)).mean()
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, steps, lr)
         optimizer.zero_grad(set_to_none=True)

@@ -31,6 +31,25 @@ def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> 
     return statistics.median(times)
 
 
+def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each fn, timed in alternating rounds (order reversed every other round).
+
+    On a shared machine whose speed drifts by ~10% over minutes, timing A's repeats then B's would put
+    the drift into the ratio; alternating slows both alike.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(rounds):
+        for name in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            gc.collect()
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 

@@ -2,8 +2,10 @@
 
 Plain diffusers usage: AutoPipelineForText2Image.from_pretrained(folder), fp32, its AutoencoderKL
 decode, then nothing else. The product: clipdemo.Studio with dtype auto (fp32 or bf16 on CPU, fp16 on
-CUDA), its default decoder (TAESD on CPU, the full VAE on a GPU), inference mode, batched candidates,
-cached prompt embeddings, and CLIP re-ranking included in its time.
+CUDA), its default decoder (TAESD on CPU, the full VAE on a GPU), the fast fp32 CPU convolutions
+(clipdemo.fastconv), inference mode, batched candidates, cached prompt embeddings, and CLIP re-ranking
+included in its time. Contenders whose ratio is reported are timed in alternating rounds, so that a shared
+machine's drifting speed slows both alike.
 
     python -m benchmarks [--device auto|cpu|cuda] [--out DIR] [--skip-compile]
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import torch
 
-from .common import gemm_peak_gflops, library_versions, machine, median_time, print_table, rss_mb, write_result
+from clipdemo.fastconv import FastCPUConv2d, use_fast_cpu_convolutions
+
+from .common import gemm_peak_gflops, interleaved_times, library_versions, machine, median_time, print_table, rss_mb, write_result
 from .models import save_clip_b32_architecture, save_sd_turbo_architecture, save_taesd_architecture
 
 PROMPT = "a dog wearing glasses"
@@ -63,20 +66,38 @@ def time_unet(unet, dtype, mode: str = "inference", repeats: int = 2) -> float:
     return median_time(step, repeats=repeats)
 
 
+# Runs the CLI in a fresh interpreter, then prints that process's own peak RSS. The kernel folds the
+# parent's memory at fork into a child's ru_maxrss, so getrusage(RUSAGE_CHILDREN) would report the
+# benchmark's own size; VmHWM in /proc/self/status counts only the child's memory since exec.
+CHILD = """
+import resource, runpy, sys
+sys.argv = ["clipdemo"] + sys.argv[1:]
+try:
+    runpy.run_module("clipdemo", run_name="__main__")
+finally:
+    try:
+        status = open("/proc/self/status").read()
+        kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    except OSError:  # no /proc: the best the platform offers
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"PEAK_RSS_KB={kb}", file=sys.stderr)
+"""
+
+
 def cold_start(sd_dir: Path, clip_dir: Path, taesd_dir: Path, out: Path) -> tuple[float, float]:
     """(seconds from process start to the first ranked result on disk, peak RSS in MB of that process)."""
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "clipdemo", "generate", PROMPT, "-n", "1", "--seed", "0", "--out", str(out),
+        [sys.executable, "-c", CHILD, "generate", PROMPT, "-n", "1", "--seed", "0", "--out", str(out),
          "--sd-model", str(sd_dir), "--clip-model", str(clip_dir), "--decoder", str(taesd_dir),
          "--pick-model", "none", "--moderation", "off", "--device", DEVICE],
         capture_output=True, text=True,
     )
     elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
+    if proc.returncode != 0 or not peak:
         raise RuntimeError(proc.stderr[-2000:])
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, peak_kb / 1024
+    return elapsed, int(peak[-1].split("=")[1]) / 1024
 
 
 def memory_over_calls(calls: int = 50) -> dict:
@@ -132,25 +153,10 @@ def run() -> dict:
     taesd_dir = save_taesd_architecture(tmp / "taesd-architecture")
     clip_dir = save_clip_b32_architecture(tmp / "clip-vit-b32-architecture")
 
-    # -- plain diffusers -------------------------------------------------------------------------
-    print("plain diffusers ...", flush=True)
+    # -- plain diffusers and the product, timed in alternating rounds ---------------------------------
+    print("plain diffusers and clipdemo's default path, alternating ...", flush=True)
     plain = AutoPipelineForText2Image.from_pretrained(sd_dir, torch_dtype=torch.float32).to(DEVICE)
     plain.set_progress_bar_config(disable=True)
-    plain_one = median_time(lambda: plain(PROMPT, num_inference_steps=1, guidance_scale=0.0, height=SIZE, width=SIZE),
-                            repeats=2)
-    latents = torch.randn(1, 4, SIZE // 8, SIZE // 8, device=DEVICE)
-
-    def kl_decode_once(vae, dtype):
-        vae.decode(latents.to(dtype) / vae.config.scaling_factor)
-        sync()
-
-    with torch.inference_mode():
-        kl_decode = median_time(lambda: kl_decode_once(plain.vae, torch.float32), repeats=1)
-    del plain
-    gc.collect()
-
-    # -- the product -----------------------------------------------------------------------------
-    print("clipdemo default path ...", flush=True)
     # The measured path is text encoding, UNet, decode and CLIP scoring: no PickScore or safety checker.
     # The default decoder is TAESD on CPU and the pipeline's full VAE on a GPU (decoding is cheap there).
     decoder = str(taesd_dir) if DEVICE == "cpu" else "full"
@@ -159,10 +165,38 @@ def run() -> dict:
     studio.pipeline().set_progress_bar_config(disable=True)
     dtype = studio.dtype
 
-    def generate(n: int, seed: int = 0):
-        return studio.generate(GenerationRequest(PROMPT, n=n, steps=1, guidance=0.0, width=SIZE, height=SIZE, seed=seed))
+    def generate(n: int, seed: int = 0, prompt: str = PROMPT):
+        return studio.generate(GenerationRequest(prompt, n=n, steps=1, guidance=0.0, width=SIZE, height=SIZE, seed=seed))
 
-    ours_one = median_time(lambda: generate(1), repeats=2)
+    per_image = interleaved_times({
+        "plain": lambda: plain(PROMPT, num_inference_steps=1, guidance_scale=0.0, height=SIZE, width=SIZE),
+        "ours": lambda: generate(1),  # the same prompt again: its embeddings come from the cache
+        # A new prompt each call: the text encoder runs every time, as for a user's first try of a prompt.
+        "ours_new_prompt": lambda: generate(1, prompt=f"{PROMPT} {time.perf_counter()}"),
+    }, rounds=3)
+    plain_one, ours_one, ours_one_new_prompt = per_image["plain"], per_image["ours"], per_image["ours_new_prompt"]
+    latents = torch.randn(1, 4, SIZE // 8, SIZE // 8, device=DEVICE)
+    fast_conv_used = any(isinstance(m, FastCPUConv2d) for m in studio.pipeline().unet.modules())
+
+    def switched(model, enabled: bool, fn):
+        """fn with the model's fast convolutions on or off for the call."""
+        def call():
+            use_fast_cpu_convolutions(model, enabled=enabled)
+            return fn()
+        return call
+
+    def kl_decode_once(vae, dtype):
+        vae.decode(latents.to(dtype) / vae.config.scaling_factor)
+        sync()
+
+    with torch.inference_mode():  # plain diffusers' KL decode, and the same VAE with the fast convolutions
+        plain_decode = lambda: kl_decode_once(plain.vae, torch.float32)  # noqa: E731
+        decodes = interleaved_times({"off": switched(plain.vae, False, plain_decode),
+                                     "on": switched(plain.vae, fast_conv_used, plain_decode)}, rounds=2, warmup=0)
+        kl_decode, kl_decode_fast_conv = decodes["off"], decodes["on"]
+    del plain
+    gc.collect()
+
     # Warm up the batch-4 shapes first (cuDNN/oneDNN pick kernels per shape on the first call).
     result4 = generate(4)
     ours_four = median_time(lambda: generate(4), repeats=1, warmup=0)
@@ -186,7 +220,10 @@ def run() -> dict:
         sync()
 
     with torch.inference_mode():
-        taesd_decode = median_time(taesd_decode_once, repeats=2)
+        decodes = interleaved_times({"on": switched(taesd, fast_conv_used, taesd_decode_once),
+                                     "off": switched(taesd, False, taesd_decode_once)}, rounds=3)
+        taesd_decode, taesd_decode_default_conv = decodes["on"], decodes["off"]
+        use_fast_cpu_convolutions(taesd, enabled=fast_conv_used)
         # The product's own decoder in its dtype (fp16 full VAE on a GPU), against plain fp32 KL.
         product_decode = taesd_decode if DEVICE == "cpu" else median_time(lambda: kl_decode_once(pipe.vae, dtype), 2)
         text_encode = median_time(text_encode_once, repeats=2)
@@ -194,8 +231,20 @@ def run() -> dict:
     # -- UNet efficiency and on/off measurements -------------------------------------------------
     print("UNet FLOP/s and switches ...", flush=True)
     unet = pipe.unet
+    # FLOPs of the direct algorithms (the counter cannot see inside NNPACK's Winograd call).
+    use_fast_cpu_convolutions(unet, enabled=False)
     flops = unet_flops(unet, dtype)
-    unet_inference = time_unet(unet, dtype, "inference")
+    latents_in, t, states = unet_inputs(unet, dtype)
+
+    def unet_step():
+        unet(latents_in, t, encoder_hidden_states=states)
+        sync()
+
+    with torch.inference_mode():
+        steps = interleaved_times({"on": switched(unet, fast_conv_used, unet_step),
+                                   "off": switched(unet, False, unet_step)}, rounds=4)
+    unet_inference, unet_default_conv = steps["on"], steps["off"]
+    use_fast_cpu_convolutions(unet, enabled=fast_conv_used)
     unet_no_grad = time_unet(unet, dtype, "no_grad")
     processors = unet.attn_processors
     unet.set_attn_processor(AttnProcessor())
@@ -205,7 +254,8 @@ def run() -> dict:
     size = 8192 if DEVICE == "cuda" else 2048
     peak = {name: gemm_peak_gflops(dt, DEVICE, size=size) for name, dt in dtypes}
     dtype_name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-    unet_gflops = flops / unet_inference / 1e9
+    unet_gflops = flops / unet_default_conv / 1e9
+    unet_effective_gflops = flops / unet_inference / 1e9
 
     gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None
     del studio, pipe, unet, scorer, taesd
@@ -222,10 +272,15 @@ def run() -> dict:
         "dtype": dtype_name,
         "plain_diffusers_s_per_image": plain_one,
         "clipdemo_s_per_image_n1": ours_one,
+        "clipdemo_s_per_image_n1_new_prompt": ours_one_new_prompt,
+        "fast_conv": fast_conv_used,
         "clipdemo_s_per_image_n4": ours_four / 4,
         "rerank_s_n4": rerank,
         "kl_vae_decode_s": kl_decode,
         "taesd_decode_s": taesd_decode,
+        "taesd_decode_default_conv_s": taesd_decode_default_conv,
+        "kl_vae_decode_fast_conv_s": kl_decode_fast_conv,
+        "unet_step_default_conv_s": unet_default_conv,
         "product_decode_s": product_decode,
         "text_encoder_s": text_encode,
         "unet_step_s": unet_inference,
@@ -233,6 +288,7 @@ def run() -> dict:
         "unet_step_classic_attention_s": unet_classic_attention,
         "unet_gflop_per_step": flops / 1e9,
         "unet_gflops": unet_gflops,
+        "unet_effective_gflops": unet_effective_gflops,
         "gemm_peak_gflops": peak,
         "cold_start_s": cold_seconds,
         "peak_rss_mb_generate_and_rank": peak_rss,
@@ -242,9 +298,14 @@ def run() -> dict:
     summary = {
         "speedup_vs_plain_diffusers": plain_one / ours_one,
         "speedup_vs_plain_diffusers_n4_batched": plain_one / (ours_four / 4),
+        "speedup_vs_plain_diffusers_new_prompt": plain_one / ours_one_new_prompt,
         "rerank_share": rerank / ours_four,
         "unet_peak_share": unet_gflops / peak[dtype_name],
         "unet_peak_dtype": dtype_name,
+        "unet_effective_peak_share": unet_effective_gflops / peak[dtype_name],
+        "fast_conv_vs_default_unet": unet_inference / unet_default_conv,
+        "fast_conv_vs_default_taesd": taesd_decode / taesd_decode_default_conv,
+        "fast_conv_vs_default_kl_decode": kl_decode_fast_conv / kl_decode,
         "batched_n4_vs_n1_per_image": (ours_four / 4) / ours_one,
         "taesd_vs_kl_decode": taesd_decode / kl_decode,
         "inference_mode_vs_no_grad": unet_inference / unet_no_grad,
@@ -264,8 +325,13 @@ def report(data: dict) -> None:
     print_table(f"generation benchmark ({where}, {f['dtype']}, decoder {f['decoder']})", [
         ("speed-up vs plain diffusers, per image (N=1)", f"{s['speedup_vs_plain_diffusers']:.2f}x  (goal 7x)"),
         ("speed-up vs plain diffusers, per image (N=4)", f"{s['speedup_vs_plain_diffusers_n4_batched']:.2f}x"),
+        ("same, N=1 with a new prompt each call", f"{s['speedup_vs_plain_diffusers_new_prompt']:.2f}x"),
         ("re-rank share of N=4 generate", f"{s['rerank_share']:.4f}  (goal <= 0.02)"),
         (f"UNet share of {s['unet_peak_dtype']} matmul peak", f"{s['unet_peak_share']:.2f}  (goal >= 0.60 in bf16)"),
+        ("  same, counted FLOPs / time of the product's convolutions", f"{s['unet_effective_peak_share']:.2f}"),
+        ("fast convolutions / PyTorch's own: UNet step", f"{s['fast_conv_vs_default_unet']:.3f}"),
+        ("fast convolutions / PyTorch's own: TAESD, full VAE decode",
+         f"{s['fast_conv_vs_default_taesd']:.3f}, {s['fast_conv_vs_default_kl_decode']:.3f}"),
         ("batched N=4 / N=1, per image", f"{s['batched_n4_vs_n1_per_image']:.2f}"),
         ("TAESD / KL VAE decode", f"{s['taesd_vs_kl_decode']:.3f}"),
         ("product decode / plain fp32 KL decode", f"{s['product_decode_vs_plain_kl_decode']:.3f}"),

@@ -33,6 +33,7 @@ DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
 MODERATION_MODES = ("auto", "on", "off")
 RANK_KEYS = ("clip", "pickscore")
 TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Settings:
     decoder: str = "auto"  # auto | taesd | full | PATH to an AutoencoderTiny folder
     compile: bool = False  # torch.compile the UNet (opt-in: slow first call)
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
+    fast_conv: bool = True  # Winograd/im2col convolutions for fp32 on the CPU (clipdemo.fastconv)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
 
     @property
@@ -163,6 +165,7 @@ def resolve_settings(
     decoder: str | None = None,
     compile: bool | None = None,
     cpu_offload: bool | None = None,
+    fast_conv: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Combine flags (the arguments), environment variables and the chosen preset into Settings."""
@@ -221,5 +224,6 @@ def resolve_settings(
         decoder=decoder or env.get("CLIPDEMO_DECODER") or "auto",
         compile=compile if compile else env.get("CLIPDEMO_COMPILE", "").lower() in TRUE_WORDS,
         cpu_offload=cpu_offload if cpu_offload else env.get("CLIPDEMO_CPU_OFFLOAD", "").lower() in TRUE_WORDS,
+        fast_conv=fast_conv if fast_conv is not None else env.get("CLIPDEMO_FAST_CONV", "1").lower() not in FALSE_WORDS,
         defaults=chosen.defaults,
     )

@@ -18,6 +18,7 @@ from .config import DEFAULT_TAESD, Settings
 from .datasets import ImageSet
 from .errors import InputError, ModelLoadError
 from .evaluation import EvalResult, evaluate, load_templates
+from .fastconv import use_fast_cpu_convolutions
 from .generation import GenerationRequest, ProgressFn, generate_candidates
 from .loading import (
     ModelSpec,
@@ -202,6 +203,10 @@ class Studio:
         base = load_text2image(spec, self.device, self.dtype)
         decoder = self._tiny_decoder(base)
         pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder)
+        # fp32 on the CPU: faster convolution algorithms, same images (torch.compile picks its own kernels).
+        fast_conv = self.settings.fast_conv and not self.settings.compile and self.dtype == torch.float32
+        for model in (pipe.unet, pipe.vae):
+            use_fast_cpu_convolutions(model, enabled=fast_conv and self.device.type == "cpu")
         if self.settings.compile:
             pipe.unet = torch.compile(pipe.unet)
         if self.settings.cpu_offload and self.device.type == "cuda":

@@ -63,3 +63,22 @@ def test_prompt_embeddings_are_cached_and_change_nothing(tiny_sd_dir, tiny_clip_
     by_seed = {i.seed: np.asarray(i.image) for i in first.images}
     for c in uncached:
         assert (np.asarray(c.image) == by_seed[c.seed]).all()
+
+
+def test_fast_cpu_convolutions_give_the_same_images(tiny_sd_dir, tiny_clip_dir):
+    from clipdemo.fastconv import FastCPUConv2d, nnpack_ready
+
+    fast = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
+    fast_images = fast.generate(REQUEST).images
+    routed = [m for m in fast.pipeline().unet.modules() if type(m) is FastCPUConv2d]
+    assert len(routed) > 0 if nnpack_ready() else routed == []
+    # The loaded UNet is shared through the model cache: the second studio switches it back.
+    plain = make(tiny_sd_dir, tiny_clip_dir, decoder="full", fast_conv=False)
+    plain_images = plain.generate(REQUEST).images
+    assert not any(type(m) is FastCPUConv2d for m in plain.pipeline().unet.modules())
+    # The tiny models' layers are small enough that every call keeps oneDNN (tests/test_fastconv.py
+    # checks each route's numbers); this checks the switch, the flag and that nothing else changes.
+    for a, b in zip(fast_images, plain_images):
+        assert a.seed == b.seed
+        difference = np.abs(np.asarray(a.image, dtype=int) - np.asarray(b.image, dtype=int))
+        assert difference.max() <= 1  # fp32 rounding may move a pixel by one level, no more

@@ -57,6 +57,9 @@ def add_model_flags(p: argparse.ArgumentParser, generation: bool = True) -> None
                        help="torch.compile the UNet; slow first call (env CLIPDEMO_COMPILE=1)")
         p.add_argument("--cpu-offload", action="store_true", default=None,
                        help="move idle models to the CPU, for small GPUs (env CLIPDEMO_CPU_OFFLOAD=1)")
+        p.add_argument("--no-fast-conv", dest="fast_conv", action="store_false", default=None,
+                       help="keep PyTorch's own CPU convolutions instead of Winograd/im2col; same images to "
+                            "fp32 rounding, slower (env CLIPDEMO_FAST_CONV=0)")
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype; auto picks by hardware (env CLIPDEMO_DTYPE)")
     p.add_argument("--device", help="cuda, mps or cpu; auto picks the first available (env CLIPDEMO_DEVICE)")
 
@@ -137,6 +140,7 @@ def settings_from(args: argparse.Namespace):
         decoder=getattr(args, "decoder", None),
         compile=getattr(args, "compile", None),
         cpu_offload=getattr(args, "cpu_offload", None),
+        fast_conv=getattr(args, "fast_conv", None),
     )
 
 

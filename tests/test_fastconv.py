@@ -1,0 +1,83 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clipdemo.config import resolve_settings
+from clipdemo.fastconv import FastCPUConv2d, conv_route, nnpack_ready, use_fast_cpu_convolutions
+
+needs_nnpack = pytest.mark.skipif(not nnpack_ready(), reason="this torch build has no NNPACK")
+
+
+def fast_copy(conv: nn.Conv2d) -> nn.Conv2d:
+    fast = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=conv.bias is not None)
+    fast.load_state_dict(conv.state_dict())
+    assert use_fast_cpu_convolutions(fast) == 1
+    return fast
+
+
+@needs_nnpack
+@pytest.mark.parametrize("batch, channels, height, width, bias, route", [
+    (1, 128, 64, 64, True, "winograd"),
+    (3, 128, 64, 72, False, "winograd"),  # several images, not square
+    (1, 16, 256, 256, True, "winograd"),  # a decoder's large map with few channels
+    (1, 512, 16, 16, True, "im2col"),
+    (2, 512, 8, 12, False, "im2col"),
+    (4, 64, 32, 32, True, "default"),
+    (1, 64, 8, 8, True, "default"),  # a small layer: oneDNN is faster there
+])
+def test_each_route_matches_the_reference_convolution(batch, channels, height, width, bias, route):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(channels, 48, 3, padding=1, bias=bias)
+    x = torch.randn(batch, channels, height, width)
+    with torch.inference_mode():
+        assert conv_route(x, channels) == route
+        expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
+        got = fast_copy(conv)(x)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_only_plain_same_size_3x3_convolutions_are_switched_and_back():
+    model = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1),              # switched
+        nn.Conv2d(8, 8, 3, padding=1, stride=2),    # stride 2: kept
+        nn.Conv2d(8, 8, 1),                         # 1x1: kept
+        nn.Conv2d(8, 8, 3, padding=0),              # shrinks the map: kept
+        nn.Conv2d(8, 8, 3, padding=1, groups=2),    # grouped: kept
+        nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"),  # kept
+    )
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = 1 if nnpack_ready() else 0
+    assert use_fast_cpu_convolutions(model) == expected
+    assert [type(m) is FastCPUConv2d for m in model] == [bool(expected)] + [False] * 5
+    assert use_fast_cpu_convolutions(model, enabled=False) == 1
+    assert all(type(m) is nn.Conv2d for m in model)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+@needs_nnpack
+def test_training_and_other_dtypes_keep_pytorchs_own_path():
+    conv = fast_copy(nn.Conv2d(128, 8, 3, padding=1))
+    x = torch.randn(1, 128, 64, 64, requires_grad=True)
+    assert conv_route(x, 128) == "default"  # gradients on: NNPACK's path is inference only
+    conv(x).sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+    with torch.inference_mode():
+        assert conv_route(torch.randn(1, 128, 64, 64, dtype=torch.bfloat16), 128) == "default"
+        assert conv_route(torch.randn(1, 128, 64, 64), 128) == "winograd"
+
+
+def test_fast_conv_is_on_by_default_and_can_be_turned_off():
+    assert resolve_settings(env={}).fast_conv is True
+    assert resolve_settings(env={"CLIPDEMO_FAST_CONV": "0"}).fast_conv is False
+    assert resolve_settings(env={"CLIPDEMO_FAST_CONV": "off"}).fast_conv is False
+    assert resolve_settings(fast_conv=False, env={"CLIPDEMO_FAST_CONV": "1"}).fast_conv is False
+    assert resolve_settings(fast_conv=True, env={"CLIPDEMO_FAST_CONV": "0"}).fast_conv is True
+
+
+def test_cli_flag_turns_fast_conv_off():
+    from clipdemo.cli.main import build_parser, settings_from
+
+    assert settings_from(build_parser().parse_args(["generate", "a cat"])).fast_conv is True
+    assert settings_from(build_parser().parse_args(["generate", "a cat", "--no-fast-conv"])).fast_conv is False

@@ -178,22 +178,26 @@ def run() -> dict:
     latents = torch.randn(1, 4, SIZE // 8, SIZE // 8, device=DEVICE)
     fast_conv_used = any(isinstance(m, FastCPUConv2d) for m in studio.pipeline().unet.modules())
 
-    def switched(model, enabled: bool, fn):
-        """fn with the model's fast convolutions on or off for the call."""
-        def call():
-            use_fast_cpu_convolutions(model, enabled=enabled)
-            return fn()
-        return call
+    def fast_conv_on_off(model, fn, rounds: int, warmup: int = 1) -> tuple[float, float]:
+        """(seconds with the product's convolutions, seconds with PyTorch's own), alternating rounds."""
+        def switched(enabled: bool):
+            def call():
+                use_fast_cpu_convolutions(model, enabled=enabled)
+                return fn()
+            return call
+
+        with torch.inference_mode():
+            times = interleaved_times({"on": switched(fast_conv_used), "off": switched(False)}, rounds, warmup)
+        use_fast_cpu_convolutions(model, enabled=fast_conv_used)
+        return times["on"], times["off"]
 
     def kl_decode_once(vae, dtype):
         vae.decode(latents.to(dtype) / vae.config.scaling_factor)
         sync()
 
-    with torch.inference_mode():  # plain diffusers' KL decode, and the same VAE with the fast convolutions
-        plain_decode = lambda: kl_decode_once(plain.vae, torch.float32)  # noqa: E731
-        decodes = interleaved_times({"off": switched(plain.vae, False, plain_decode),
-                                     "on": switched(plain.vae, fast_conv_used, plain_decode)}, rounds=2, warmup=0)
-        kl_decode, kl_decode_fast_conv = decodes["off"], decodes["on"]
+    # Plain diffusers' KL decode ("off"), and the same VAE with the fast convolutions.
+    kl_decode_fast_conv, kl_decode = fast_conv_on_off(plain.vae, lambda: kl_decode_once(plain.vae, torch.float32),
+                                                      rounds=2, warmup=0)
     del plain
     gc.collect()
 
@@ -219,11 +223,8 @@ def run() -> dict:
         pipe.encode_prompt(PROMPT, pipe.device, 1, False)
         sync()
 
+    taesd_decode, taesd_decode_default_conv = fast_conv_on_off(taesd, taesd_decode_once, rounds=3)
     with torch.inference_mode():
-        decodes = interleaved_times({"on": switched(taesd, fast_conv_used, taesd_decode_once),
-                                     "off": switched(taesd, False, taesd_decode_once)}, rounds=3)
-        taesd_decode, taesd_decode_default_conv = decodes["on"], decodes["off"]
-        use_fast_cpu_convolutions(taesd, enabled=fast_conv_used)
         # The product's own decoder in its dtype (fp16 full VAE on a GPU), against plain fp32 KL.
         product_decode = taesd_decode if DEVICE == "cpu" else median_time(lambda: kl_decode_once(pipe.vae, dtype), 2)
         text_encode = median_time(text_encode_once, repeats=2)
@@ -240,11 +241,7 @@ def run() -> dict:
         unet(latents_in, t, encoder_hidden_states=states)
         sync()
 
-    with torch.inference_mode():
-        steps = interleaved_times({"on": switched(unet, fast_conv_used, unet_step),
-                                   "off": switched(unet, False, unet_step)}, rounds=4)
-    unet_inference, unet_default_conv = steps["on"], steps["off"]
-    use_fast_cpu_convolutions(unet, enabled=fast_conv_used)
+    unet_inference, unet_default_conv = fast_conv_on_off(unet, unet_step, rounds=4)
     unet_no_grad = time_unet(unet, dtype, "no_grad")
     processors = unet.attn_processors
     unet.set_attn_processor(AttnProcessor())

@@ -78,8 +78,7 @@ def can_route(conv: nn.Module) -> bool:
         and conv.dilation == (1, 1)
         and conv.groups == 1
         and conv.padding_mode == "zeros"
-        and isinstance(conv.padding, tuple)
-        and conv.padding == (1, 1)
+        and conv.padding == (1, 1)  # also rules out padding="same"/"valid" strings
     )
 
 

@@ -204,9 +204,10 @@ class Studio:
         decoder = self._tiny_decoder(base)
         pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder)
         # fp32 on the CPU: faster convolution algorithms, same images (torch.compile picks its own kernels).
-        fast_conv = self.settings.fast_conv and not self.settings.compile and self.dtype == torch.float32
+        fast_conv = (self.settings.fast_conv and not self.settings.compile
+                     and self.device.type == "cpu" and self.dtype == torch.float32)
         for model in (pipe.unet, pipe.vae):
-            use_fast_cpu_convolutions(model, enabled=fast_conv and self.device.type == "cpu")
+            use_fast_cpu_convolutions(model, enabled=fast_conv)
         if self.settings.compile:
             pipe.unet = torch.compile(pipe.unet)
         if self.settings.cpu_offload and self.device.type == "cuda":

@@ -34,6 +34,7 @@ from .loading import (
     pick_device,
     pick_dtype,
 )
+from .memory import keep_freed_buffers
 from .moderation import DEFAULT_CONCEPTS, ConceptChecker, SafetyChecker, Verdict, blur
 from .ranking import RankResult, rank_candidates
 from .scoring import ClipScorer
@@ -88,6 +89,8 @@ class Studio:
         # A diffusers pipeline keeps per-call state (scheduler steps, guidance): one call at a time each.
         self._pipe_locks: dict[int, threading.Lock] = {}
         self.decoder_name = "pipeline VAE"  # what decodes latents; shown in the page
+        if self.device.type == "cpu":
+            keep_freed_buffers()  # big activations reuse memory instead of faulting in new pages each call
 
     # -- models -------------------------------------------------------------------------------
     @property

@@ -18,11 +18,16 @@ def fast_copy(conv: nn.Conv2d) -> nn.Conv2d:
 
 @needs_nnpack
 @pytest.mark.parametrize("batch, channels, height, width, bias, route", [
-    (1, 128, 64, 64, True, "winograd"),
-    (3, 128, 64, 72, False, "winograd"),  # several images, not square
-    (1, 16, 256, 256, True, "winograd"),  # a decoder's large map with few channels
-    (1, 512, 16, 16, True, "im2col"),
+    (1, 128, 64, 64, True, "nnpack"),
+    (3, 128, 64, 72, False, "nnpack"),  # several images, not square
+    (1, 16, 256, 256, True, "nnpack"),  # a decoder's large map with few channels
+    (1, 320, 32, 32, True, "winograd4"),
+    (2, 320, 33, 35, False, "winograd4"),  # the last tiles overhang the map and are cropped
+    (1, 512, 16, 16, True, "winograd2"),
+    (3, 320, 17, 24, True, "winograd2"),
+    (1, 512, 8, 8, True, "im2col"),
     (2, 512, 8, 12, False, "im2col"),
+    (1, 256, 32, 32, True, "default"),  # narrower than SD's layers: oneDNN
     (4, 64, 32, 32, True, "default"),
     (1, 64, 8, 8, True, "default"),  # a small layer: oneDNN is faster there
 ])
@@ -65,7 +70,7 @@ def test_training_and_other_dtypes_keep_pytorchs_own_path():
     assert x.grad is not None and conv.weight.grad is not None
     with torch.inference_mode():
         assert conv_route(torch.randn(1, 128, 64, 64, dtype=torch.bfloat16), 128) == "default"
-        assert conv_route(torch.randn(1, 128, 64, 64), 128) == "winograd"
+        assert conv_route(torch.randn(1, 128, 64, 64), 128) == "nnpack"
 
 
 def test_fast_conv_is_on_by_default_and_can_be_turned_off():
@@ -81,3 +86,52 @@ def test_cli_flag_turns_fast_conv_off():
 
     assert settings_from(build_parser().parse_args(["generate", "a cat"])).fast_conv is True
     assert settings_from(build_parser().parse_args(["generate", "a cat", "--no-fast-conv"])).fast_conv is False
+
+
+def test_winograd_weights_follow_edited_and_replaced_weights():
+    torch.manual_seed(0)
+    conv = fast_copy(nn.Conv2d(320, 16, 3, padding=1))
+    x = torch.randn(1, 320, 16, 16)
+
+    def check():
+        with torch.inference_mode():
+            assert conv_route(x, 320) == "winograd2"
+            expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
+            assert (conv(x) - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+    check()
+    with torch.no_grad():
+        conv.weight.mul_(-2)  # in place, as load_state_dict does
+    check()
+    conv.weight = nn.Parameter(torch.randn_like(conv.weight))  # a new tensor
+    check()
+    assert use_fast_cpu_convolutions(conv, enabled=False) == 1
+    assert "_winograd" not in conv.__dict__  # switching back frees the kept weights
+
+
+def test_winograd_falls_back_when_memory_is_short(monkeypatch):
+    import clipdemo.fastconv as fastconv
+
+    torch.manual_seed(0)
+    conv = fast_copy(nn.Conv2d(512, 16, 3, padding=1))
+    x = torch.randn(1, 512, 16, 16)
+    monkeypatch.setattr(fastconv, "WINOGRAD_MEMORY_RESERVE", 1 << 60)  # more than any machine has
+    with torch.inference_mode():
+        got = conv(x)
+        assert conv_route(x, 512, winograd=False) == "im2col"
+    assert not conv.__dict__.get("_winograd")
+    expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_transform_is_exact_on_integer_inputs(tile):
+    # Small integers: the transforms' sums are exact in fp32 up to the fractions in the weight transform,
+    # so this checks the matrices themselves, not just closeness on random data.
+    from clipdemo.fastconv import winograd_conv3x3, winograd_weight
+
+    torch.manual_seed(0)
+    x = torch.randint(-3, 4, (1, 3, 8, 8)).float()
+    weight = torch.randint(-3, 4, (2, 3, 3, 3)).float()
+    got = winograd_conv3x3(x, winograd_weight(weight, tile), None, tile)
+    assert torch.allclose(got, F.conv2d(x, weight, padding=1), atol=1e-4)

@@ -31,18 +31,28 @@ def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> 
     return statistics.median(times)
 
 
-def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int = 3, warmup: int = 1) -> dict[str, float]:
+def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int = 3, warmup: int = 1,
+                      prepare: dict[str, Callable[[], object]] | None = None) -> dict[str, float]:
     """Median wall time of each fn, timed in alternating rounds (order reversed every other round).
 
     On a shared machine whose speed drifts by ~10% over minutes, timing A's repeats then B's would put
-    the drift into the ratio; alternating slows both alike.
+    the drift into the ratio; alternating slows both alike. `prepare[name]`, if given, runs untimed
+    before each of that fn's calls (e.g. switching a model to that contender's setting).
     """
-    for fn in fns.values():
+    prepare = prepare or {}
+
+    def ready(name: str) -> None:
+        if name in prepare:
+            prepare[name]()
+
+    for name, fn in fns.items():
         for _ in range(warmup):
+            ready(name)
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(rounds):
         for name in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            ready(name)
             gc.collect()
             start = time.perf_counter()
             fns[name]()

@@ -8,7 +8,7 @@ Diffusion other algorithms are faster on the CPUs measured (benchmarks/README.md
 - Middle maps with many channels (the UNet's 32×32 and 16×16 levels): our own Winograd transform,
   F(4×4, 3×3) on 32×32 maps and F(2×2, 3×3) on 16×16 ones, 2-2.5× faster than oneDNN. Unlike NNPACK it
   keeps each layer's transformed weights, which is what makes it pay on small maps. They cost memory:
-  4× (or 1.8×) the layer's weights, about 2.4 GB for the SD 2.1 UNet, so they are only kept while the
+  4× (or 1.8×) the layer's weights, about 2.3 GB for the SD 2.1 UNet, so they are only kept while the
   machine has room (WINOGRAD_MEMORY_RESERVE); otherwise the layer uses the next route.
 - Small maps with many channels (the UNet's 8×8 level at batch 1): oneDNN is bound by re-reading the
   weights there; one matrix multiply over the unfolded patches (im2col) runs near the matmul peak.

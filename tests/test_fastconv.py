@@ -35,12 +35,37 @@ def test_each_route_matches_the_reference_convolution(batch, channels, height, w
     torch.manual_seed(0)
     conv = nn.Conv2d(channels, 48, 3, padding=1, bias=bias)
     x = torch.randn(batch, channels, height, width)
+    fast = fast_copy(conv)
     with torch.inference_mode():
         assert conv_route(x, channels) == route
         expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
-        got = fast_copy(conv)(x)
-    assert got.shape == expected.shape
-    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+        first, second = fast(x), fast(x)  # Winograd layers keep their weights from the second call
+    if route.startswith("winograd"):
+        assert list(fast.__dict__["_winograd"]) == [int(route[-1])]
+    for got in (first, second):
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_a_layer_keeps_winograd_weights_from_its_second_call(monkeypatch):
+    import clipdemo.fastconv as fastconv
+
+    real, built = fastconv.winograd_weight, []
+    monkeypatch.setattr(fastconv, "winograd_weight", lambda weight, tile: built.append(tile) or real(weight, tile))
+    torch.manual_seed(0)
+    conv = fast_copy(nn.Conv2d(320, 16, 3, padding=1))
+    x = torch.randn(1, 320, 32, 32)
+    with torch.inference_mode():
+        conv(x)
+        assert built == [] and not conv.__dict__.get("_winograd")  # a one-off call builds nothing
+        conv(x)
+        conv(x)
+    assert built == [4]  # built on the second call, reused on the third
+    use_fast_cpu_convolutions(conv, enabled=False)
+    use_fast_cpu_convolutions(conv)
+    with torch.inference_mode():
+        conv(x)
+    assert built == [4]  # switched off and on: the count starts again
 
 
 def test_only_plain_same_size_3x3_convolutions_are_switched_and_back():
@@ -98,7 +123,10 @@ def test_winograd_weights_follow_edited_and_replaced_weights():
             assert conv_route(x, 320) == "winograd2"
             expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
             assert (conv(x) - expected).abs().max() <= 1e-4 * expected.abs().max()
+        assert 2 in conv.__dict__["_winograd"]
 
+    with torch.inference_mode():
+        conv(x)  # the first call keeps nothing
     check()
     with torch.no_grad():
         conv.weight.mul_(-2)  # in place, as load_state_dict does
@@ -117,7 +145,8 @@ def test_winograd_falls_back_when_memory_is_short(monkeypatch):
     x = torch.randn(1, 512, 16, 16)
     monkeypatch.setattr(fastconv, "WINOGRAD_MEMORY_RESERVE", 1 << 60)  # more than any machine has
     with torch.inference_mode():
-        got = conv(x)
+        conv(x)
+        got = conv(x)  # the call that would keep the weights
         assert conv_route(x, 512, winograd=False) == "im2col"
     assert not conv.__dict__.get("_winograd")
     expected = F.conv2d(x, conv.weight, conv.bias, padding=1)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import os
 import platform
+import shutil
 import statistics
+import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -16,6 +19,14 @@ import psutil
 import torch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A temp folder for the saved models, removed when the process exits, failed runs included: the
+    sd-turbo architecture alone takes 5.4 GB, and left behind it filled this machine's disk."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:

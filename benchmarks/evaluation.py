@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .common import gemm_peak_gflops, library_versions, machine, median_time, print_table, write_result
+from .common import gemm_peak_gflops, library_versions, machine, median_time, print_table, scratch_folder, write_result
 from .models import save_clip_b32_architecture
 
 N_IMAGES = 256
@@ -61,7 +60,7 @@ def run(device: str) -> dict:
     from clipdemo import Studio, resolve_settings
     from clipdemo.datasets import load_image_set
 
-    tmp = Path(tempfile.mkdtemp(prefix="clipdemo-evalbench-"))
+    tmp = scratch_folder("clipdemo-evalbench-")
     clip_dir = save_clip_b32_architecture(tmp / "clip")
     paths = write_images(tmp / "images", N_IMAGES)
     labels = [f"class{i:03d}" for i in range(N_LABELS)]

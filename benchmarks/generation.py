@@ -111,7 +111,7 @@ else:
     runs = {"ours": lambda: generate(prompt), "ours_new_prompt": lambda: generate(f"{prompt} {time.perf_counter()}")}
 for run in runs.values():
     run()  # warm-up: kernels picked, caches filled
-    run()  # the second call keeps the UNet's Winograd weights (clipdemo/fastconv.py)
+    run()  # at N=1 the UNet's layers keep their Winograd weights from the second image (clipdemo/fastconv.py)
 times = {name: [] for name in runs}
 for _ in range(calls):
     for name, run in runs.items():
@@ -242,8 +242,8 @@ def run() -> dict:
         """(seconds with the product's convolutions, seconds with PyTorch's own), alternating rounds.
 
         Switching off frees the kept Winograd weights; `rewarm` rebuilds them untimed after switching
-        back on (a layer keeps them from its second call), so that "on" is timed as a user's third and
-        later calls run.
+        back on (at batch 1 a layer keeps them from its second image), so that "on" is timed as a user's
+        third and later calls run.
         """
         def switch(enabled: bool):
             def call():
@@ -270,8 +270,8 @@ def run() -> dict:
     del plain_vae
     gc.collect()
 
-    # Warm up the batch-4 shapes first (cuDNN/oneDNN pick kernels per shape on the first call, the
-    # UNet's layers keep their Winograd weights on the second).
+    # Warm up the batch-4 shapes first (cuDNN/oneDNN pick kernels per shape on the first call), twice
+    # as the N=1 processes do.
     generate_four()
     result4 = generate_four()
     scorer = studio.scorer()

@@ -7,10 +7,10 @@ Diffusion other algorithms are faster on the CPUs measured (benchmarks/README.md
   fewer multiplications, 2-3× faster. It runs one image at a time: NNPACK's batched mode is slower.
 - Middle maps with many channels (the UNet's 32×32 and 16×16 levels): our own Winograd transform,
   F(4×4, 3×3) on 32×32 maps and F(2×2, 3×3) on 16×16 ones, 2-2.5× faster than oneDNN. Unlike NNPACK it
-  keeps each layer's transformed weights from the layer's second call on, which is what makes it pay on
-  small maps. They cost memory: 4× (or 1.8×) the layer's weights, about 2.3 GB for the SD 2.1 UNet, so
-  they are only kept while the machine has room (WINOGRAD_MEMORY_RESERVE); otherwise, and on a layer's
-  first call, the layer uses the next route.
+  keeps each layer's transformed weights (once the layer has seen two images), which is what makes it
+  pay on small maps. They cost memory: 4× (or 1.8×) the layer's weights, about 2.3 GB for the SD 2.1
+  UNet, so they are only kept while the machine has room (WINOGRAD_MEMORY_RESERVE); otherwise, and for a
+  layer's first single image, the layer uses the next route.
 - Small maps with many channels (the UNet's 8×8 level at batch 1): oneDNN is bound by re-reading the
   weights there; one matrix multiply over the unfolded patches (im2col) runs near the matmul peak.
 
@@ -40,11 +40,12 @@ WINOGRAD_LARGE_TILE_PIXELS = 32 * 32
 WINOGRAD_MIN_CHANNELS = 320
 # Transformed weights are only kept while at least this much memory stays available beyond them.
 WINOGRAD_MEMORY_RESERVE = 2 * 2**30
-# A layer keeps its transformed weights from its second Winograd-routed call on; its first call takes the
-# next route. Building them for the SD 2.1 UNet takes 2-3 s here (2.3 GB of newly touched memory, nearly
-# all of it page faults), about what they save over two or three calls, so a one-off generation (one
-# CLI run, one denoising step) would pay for them without gaining, and would need 2.3 GB more.
-WINOGRAD_KEEP_FROM_CALL = 2
+# A layer keeps its transformed weights once it has convolved this many images (counting the current
+# batch); until then it takes the next route. Building them for the SD 2.1 UNet takes 2-5 s (2.3 GB of
+# newly touched memory, nearly all of it page faults) and they save about 1 s per image, so a one-image,
+# one-step generation (a CLI run with -n 1) would pay for them without gaining, and need 2.3 GB more. At
+# batch 4 the first call gains about what the build costs, so it keeps them at once.
+WINOGRAD_KEEP_FROM_IMAGES = 2
 # im2col pays while the whole batch has at most this many output pixels (beyond, oneDNN is as fast) and
 # the weights are large; for small layers oneDNN's direct kernels stay faster.
 IM2COL_MAX_PIXELS = 512
@@ -147,8 +148,8 @@ class FastCPUConv2d(nn.Conv2d):
         route = conv_route(x, self.in_channels)
         if route in ("winograd4", "winograd2"):
             tile = 4 if route == "winograd4" else 2
-            calls = self.__dict__["_winograd_calls"] = self.__dict__.get("_winograd_calls", 0) + 1
-            transformed = self.transformed_weight(tile) if calls >= WINOGRAD_KEEP_FROM_CALL else None
+            images = self.__dict__["_winograd_images"] = self.__dict__.get("_winograd_images", 0) + x.shape[0]
+            transformed = self.transformed_weight(tile) if images >= WINOGRAD_KEEP_FROM_IMAGES else None
             if transformed is not None:
                 return winograd_conv3x3(x, transformed, self.bias, tile)
             route = conv_route(x, self.in_channels, winograd=False)
@@ -216,6 +217,6 @@ def use_fast_cpu_convolutions(model: nn.Module, enabled: bool = True) -> int:
             module.__class__ = FastCPUConv2d if enabled else nn.Conv2d
             if not enabled:
                 module.__dict__.pop("_winograd", None)
-                module.__dict__.pop("_winograd_calls", None)
+                module.__dict__.pop("_winograd_images", None)
             switched += 1
     return switched

@@ -39,7 +39,7 @@ def test_each_route_matches_the_reference_convolution(batch, channels, height, w
     with torch.inference_mode():
         assert conv_route(x, channels) == route
         expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
-        first, second = fast(x), fast(x)  # Winograd layers keep their weights from the second call
+        first, second = fast(x), fast(x)  # Winograd layers keep their weights from their second image
     if route.startswith("winograd"):
         assert list(fast.__dict__["_winograd"]) == [int(route[-1])]
     for got in (first, second):
@@ -47,7 +47,7 @@ def test_each_route_matches_the_reference_convolution(batch, channels, height, w
         assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
 
 
-def test_a_layer_keeps_winograd_weights_from_its_second_call(monkeypatch):
+def test_a_layer_keeps_winograd_weights_from_its_second_image(monkeypatch):
     import clipdemo.fastconv as fastconv
 
     real, built = fastconv.winograd_weight, []
@@ -57,15 +57,17 @@ def test_a_layer_keeps_winograd_weights_from_its_second_call(monkeypatch):
     x = torch.randn(1, 320, 32, 32)
     with torch.inference_mode():
         conv(x)
-        assert built == [] and not conv.__dict__.get("_winograd")  # a one-off call builds nothing
+        assert built == [] and not conv.__dict__.get("_winograd")  # a one-image call builds nothing
         conv(x)
         conv(x)
-    assert built == [4]  # built on the second call, reused on the third
+    assert built == [4]  # built on the second image, reused on the third
     use_fast_cpu_convolutions(conv, enabled=False)
     use_fast_cpu_convolutions(conv)
     with torch.inference_mode():
         conv(x)
-    assert built == [4]  # switched off and on: the count starts again
+        assert built == [4]  # switched off and on: the count starts again
+        conv(torch.cat([x, x]))  # a batch of two keeps them on its first call
+    assert built == [4, 4]
 
 
 def test_only_plain_same_size_3x3_convolutions_are_switched_and_back():
@@ -126,7 +128,7 @@ def test_winograd_weights_follow_edited_and_replaced_weights():
         assert 2 in conv.__dict__["_winograd"]
 
     with torch.inference_mode():
-        conv(x)  # the first call keeps nothing
+        conv(x)  # the first image keeps nothing
     check()
     with torch.no_grad():
         conv.weight.mul_(-2)  # in place, as load_state_dict does

@@ -148,8 +148,8 @@ class FastCPUConv2d(nn.Conv2d):
         route = conv_route(x, self.in_channels)
         if route in ("winograd4", "winograd2"):
             tile = 4 if route == "winograd4" else 2
-            images = self.__dict__["_winograd_images"] = self.__dict__.get("_winograd_images", 0) + x.shape[0]
-            transformed = self.transformed_weight(tile) if images >= WINOGRAD_KEEP_FROM_IMAGES else None
+            seen = self.__dict__["_winograd_images"] = self.__dict__.get("_winograd_images", 0) + x.shape[0]
+            transformed = self.transformed_weight(tile) if seen >= WINOGRAD_KEEP_FROM_IMAGES else None
             if transformed is not None:
                 return winograd_conv3x3(x, transformed, self.bias, tile)
             route = conv_route(x, self.in_channels, winograd=False)

@@ -62,6 +62,8 @@ class Preset:
     moderation_neutral: tuple[str, ...] = ()
 
 
+DEMO_MODERATION_CONCEPT = "purple star"
+
 PRESETS: dict[str, Preset] = {
     "default": Preset(DEFAULT_SD_MODEL, DEFAULT_CLIP_MODEL, description="sd-turbo + OpenAI CLIP ViT-B/32 from the Hub"),
     # Tiny models trained here on the shapes world (scripts/train_demo_models.py): they work offline.
@@ -75,11 +77,16 @@ PRESETS: dict[str, Preset] = {
         zh_sd_model=str(DEMO_MODELS_DIR / "demo-sd"),
         zh_mode="native",
         pick_model="none",  # no preference model was trained for the shapes world
-        # A demo concept so the moderation flow can be tried offline: red crosses get blurred.
+        # A demo concept so the moderation flow can be tried offline: purple stars get blurred. The demo
+        # CLIP reads many of the demo SD's blobs as crosses (a "red cross" concept blurred 7 of 8 images
+        # of "红色的圆形" and 4 of 8 of "a dog wearing glasses"). "Purple star" caught 8 of 8 images of
+        # its own prompt; it also caught 13 of 32 of the other purple shapes, but none of the other
+        # colours' or of the examples'.
         safety_model="concepts",
-        moderation_concepts=("red cross",),
+        moderation_concepts=(DEMO_MODERATION_CONCEPT,),
         moderation_neutral=tuple(f"{c} {s}" for c in ("red", "green", "blue", "yellow", "purple", "orange")
-                                 for s in ("circle", "square", "triangle", "star", "cross") if (c, s) != ("red", "cross")),
+                                 for s in ("circle", "square", "triangle", "star", "cross")
+                                 if f"{c} {s}" != DEMO_MODERATION_CONCEPT),
     ),
 }
 

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the demo preset's)")
     args = parser.parse_args()
     started = time.time()
-    # Moderation off: the demo preset blurs red crosses on purpose; the judges must see what was drawn.
+    # Moderation off: the demo preset blurs purple stars on purpose; the judges must see what was drawn.
     studio = Studio(resolve_settings(preset="demo", moderation="off"))
     report = measure(studio, args.images, args.prompts_per_class, args.seed, args.steps, args.guidance).as_dict()
     report["seconds"] = round(time.time() - started, 1)

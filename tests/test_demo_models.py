@@ -31,7 +31,7 @@ def test_demo_models_are_small_safetensors():
 
 @pytest.fixture(scope="module")
 def quality():
-    # Moderation off: the demo preset blurs red crosses on purpose, and the judges should see what the
+    # Moderation off: the demo preset blurs purple stars on purpose, and the judges should see what the
     # generator drew (quality_gates.py measures the same way).
     return measure(Studio(resolve_settings(preset="demo", moderation="off")), n_images=300, prompts_per_class=1)
 

@@ -95,15 +95,29 @@ def test_moderation_modes_without_a_checker(tiny_sd_dir, tiny_clip_dir):
     assert not any("Moderation" in n for n in off.notices)
 
 
-def test_demo_concept_check_flags_a_red_cross():
+def test_demo_concept_check_flags_a_purple_star():
     from clipdemo import world
 
     studio = Studio(resolve_settings(preset="demo"))
     rng = np.random.default_rng(3)
-    cross, circle = world.render("red", "cross", rng)[0], world.render("blue", "circle", rng)[0]
-    verdicts, checker = studio.moderate([cross, circle])
+    star, circle = world.render("purple", "star", rng)[0], world.render("red", "circle", rng)[0]
+    verdicts, checker = studio.moderate([star, circle])
     assert [v.flagged for v in verdicts] == [True, False]
-    assert "red cross" in verdicts[0].scores and "concepts" in checker
+    assert "purple star" in verdicts[0].scores and "concepts" in checker
+
+
+def test_demo_moderation_blurs_its_concept_but_not_the_examples():
+    """The demo concept must not fire on the page's own examples: a red-cross concept blurred most
+    images of "a red circle", because the demo CLIP reads the demo SD's blobs as crosses."""
+    studio = Studio(resolve_settings(preset="demo"))
+
+    def flagged(prompt: str) -> int:
+        result = studio.generate(GenerationRequest(prompt, n=4, steps=40, guidance=4.0, width=64, height=64, seed=0))
+        return sum(item.moderation["flagged"] for item in result.images)
+
+    assert flagged("a red circle") == 0
+    assert flagged("红色的圆形") == 0
+    assert flagged("a purple star") >= 3
 
 
 def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
@@ -118,10 +132,10 @@ def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
     demo.queue(max_size=4)
     url = launch_local(demo)
     try:
-        path = tmp_path / "cross.png"
-        world.render("red", "cross", np.random.default_rng(3))[0].save(path)
+        path = tmp_path / "star.png"
+        world.render("purple", "star", np.random.default_rng(3))[0].save(path)
         verdict, table, gallery = Client(url, verbose=False).predict([handle_file(str(path))], api_name="/moderate")
-        assert "flagged" in verdict and any(row[1] == "red cross" and row[3] for row in table["data"])
+        assert "flagged" in verdict and any(row[1] == "purple star" and row[3] for row in table["data"])
         assert "flagged" in gallery[0]["caption"]
     finally:
         demo.close()

@@ -78,10 +78,10 @@ PRESETS: dict[str, Preset] = {
         zh_mode="native",
         pick_model="none",  # no preference model was trained for the shapes world
         # A demo concept so the moderation flow can be tried offline: purple stars get blurred. The demo
-        # CLIP reads many of the demo SD's blobs as crosses (a "red cross" concept blurred 7 of 8 images
-        # of "红色的圆形" and 4 of 8 of "a dog wearing glasses"). "Purple star" caught 8 of 8 images of
-        # its own prompt; it also caught 13 of 32 of the other purple shapes, but none of the other
-        # colours' or of the examples'.
+        # CLIP reads many of the demo SD's blobs as crosses, so a "red cross" concept blurred 7 of 8 images
+        # of "红色的圆形" and 4 of 8 of "a dog wearing glasses". "Purple star" flagged 31 of 32 images of
+        # its own prompt and none of 160 of the page's examples; the demo SD's weak shapes mean other
+        # purple shapes are flagged too (31 of 32 purple triangles), as was 1 of 32 red stars.
         safety_model="concepts",
         moderation_concepts=(DEMO_MODERATION_CONCEPT,),
         moderation_neutral=tuple(f"{c} {s}" for c in ("red", "green", "blue", "yellow", "purple", "orange")

@@ -98,13 +98,20 @@ def test_generate_ranks_candidates_best_first(page):
         if candidates.input_value() != "4":
             candidates.fill("4")
             candidates.press("Enter")
+        stop = page.locator("#stop-button")
+        assert not stop.is_visible()  # nothing to stop yet
         page.locator("#generate-button").click()
+        stop.wait_for(state="visible", timeout=MEDIUM)  # while the run goes on
 
         gallery = page.locator("#ranked-gallery")
         page.wait_for_function(
             "() => document.querySelectorAll('#ranked-gallery .grid-wrap .caption-label').length === 4",
             timeout=LONG,
         )
+        stop.wait_for(state="hidden", timeout=MEDIUM)
+        # The demo preset has no PickScore model: its column would only ever be empty.
+        headers = page.locator("#ranking-table thead").inner_text()
+        assert "CLIP score" in headers and "PickScore" not in headers, headers
         assert gallery.locator(".grid-wrap img").count() == 4
         texts = [c.inner_text().strip() for c in gallery.locator(".grid-wrap .caption-label").all()]
         scores = []

@@ -27,6 +27,7 @@ def test_generate_endpoint(client):
     scores = [row[2] for row in table["data"]]
     assert scores == sorted(scores, reverse=True)
     assert sorted(row[1] for row in table["data"]) == [21, 22, 23]
+    assert table["headers"] == ["rank", "seed", "CLIP score", "moderation"]  # no PickScore model: no empty column
 
 
 def test_classify_endpoint(client, image_file):

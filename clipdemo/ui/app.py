@@ -124,8 +124,12 @@ def _prune(folder: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
-def _publish(result) -> tuple[list, list, str]:
-    """Write the run's PNGs (with provenance metadata) and its zip; gallery items, table rows, zip path."""
+def _publish(result) -> tuple[list, dict, str]:
+    """Write the run's PNGs (with provenance metadata) and its zip; gallery items, ranking table, zip path.
+
+    The table has a PickScore column only when the run was scored by PickScore: an always-empty column
+    reads as a fault.
+    """
     import tempfile
     import uuid
 
@@ -137,12 +141,14 @@ def _publish(result) -> tuple[list, list, str]:
     write_run(result, out)
     archive = zip_run(out, out.parent / f"{out.name}.zip")
     gallery = [(str(out / image_filename(item)), item.caption()) for item in result.images]
-    table = [[item.rank, item.seed,
-              *(None if k not in item.scores else round(item.scores[k], 3) for k in ("clip", "pickscore")),
-              "flagged, blurred" if item.moderation and item.moderation["flagged"] else
-              ("ok" if item.moderation else "unchecked")]
-             for item in result.images]
-    return gallery, table, str(archive)
+    kinds = ["clip"] + (["pickscore"] if any("pickscore" in item.scores for item in result.images) else [])
+    rows = [[item.rank, item.seed,
+             *(None if k not in item.scores else round(item.scores[k], 3) for k in kinds),
+             "flagged, blurred" if item.moderation and item.moderation["flagged"] else
+             ("ok" if item.moderation else "unchecked")]
+            for item in result.images]
+    headers = ["rank", "seed", "CLIP score"] + (["PickScore"] if "pickscore" in kinds else []) + ["moderation"]
+    return gallery, {"headers": headers, "data": rows}, str(archive)
 
 
 def _describe(result) -> str:
@@ -397,21 +403,27 @@ def build_app(studio: Studio) -> gr.Blocks:
                         width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
                         height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
                         seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
-                    go = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                    with gr.Row():
+                        go = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=3)
+                        # Shown only while this page's generation runs.
+                        stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1, visible=False)
                     gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt])
                 with gr.Column(scale=3):
                     gallery = gr.Gallery(label="Ranked candidates (best first)", columns=4, format="png",
-                                         elem_id="ranked-gallery")
+                                         height=320, elem_id="ranked-gallery")
                     info = gr.Markdown(label="details")
-                    ranking = gr.Dataframe(headers=["rank", "seed", "CLIP score", "PickScore", "moderation"],
-                                           label="Ranking", interactive=False)
+                    ranking = gr.Dataframe(headers=["rank", "seed", "CLIP score", "moderation"],
+                                           label="Ranking", interactive=False, elem_id="ranking-table")
                     download = gr.File(label="Download all (PNGs with their parameters + manifest.json)")
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
             last_run = gr.State(None)
-            gen_event = go.click(_user_errors(on_gpu(generate)),
-                                 [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice],
-                                 [gallery, ranking, info, download, last_run], api_name="generate",
-                                 concurrency_limit=1)
+            gen_event = go.click(lambda: gr.Button(visible=True), None, stop_button, queue=False,
+                                 api_visibility="private")
+            gen_event = gen_event.then(_user_errors(on_gpu(generate)),
+                                       [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice],
+                                       [gallery, ranking, info, download, last_run], api_name="generate",
+                                       concurrency_limit=1)
+            gen_event.then(lambda: gr.Button(visible=False), None, stop_button, queue=False,
+                           api_visibility="private")
             stop_button.click(stop, None, info, api_name="stop", concurrency_limit=None, queue=False)
 
         with gr.Tab("Compare"):

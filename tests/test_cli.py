@@ -36,6 +36,7 @@ def test_generate_writes_manifest_exactly_as_specified(tiny_sd_dir, tiny_clip_di
                    "--width", "64", "--height", "72", "--negative", "blurry", "--out", str(out), "--json",
                    "--sd-model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir), "--dtype", "fp32")
     assert proc.returncode == 0, proc.stderr
+    assert "torchvision" not in proc.stderr  # transformers' advice to install it is dropped (cli/main.py)
     printed = json.loads(proc.stdout)
     written = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert printed == written

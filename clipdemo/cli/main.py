@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -256,8 +257,18 @@ COMMANDS = {"generate": cmd_generate, "classify": cmd_classify, "similarity": cm
             "serve": cmd_serve}
 
 
+class _NoTorchvisionAdvice(logging.Filter):
+    """Drops transformers' "requires torchvision ... falling back to ...Pil" notes: clipdemo never installs
+    torchvision on purpose (it pulls a multi-GB CUDA torch), and the PIL processors it falls back to are
+    the ones clipdemo wants. Every other transformers message still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
 def quiet_loading_bars() -> None:
     """Model-loading progress bars would break the one-line error contract; denoising bars stay."""
+    logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionAdvice())
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 

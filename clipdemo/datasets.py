@@ -116,7 +116,7 @@ def from_class_folders(folder: Path) -> ImageSet:
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_symlink():
                 sources.append(p)
                 targets.append(index)
-                display.append(f"{d.name}/{p.name}")
+                display.append(p.relative_to(folder).as_posix())  # class/…/file: unique in nested folders
     if not sources:
         raise InputError(f"No images found under '{folder.name}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     return ImageSet(names, [mapping.get(n, n.replace("_", " ")) for n in names], sources, targets, display)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .config import ASSETS_DIR
@@ -50,7 +51,12 @@ def load_templates(choice: str, labels: list[str] | None = None) -> tuple[str, l
 
 
 class _Images(Dataset):
-    """Decodes and preprocesses images in DataLoader workers."""
+    """Decodes and preprocesses images in DataLoader workers.
+
+    An unreadable image yields a blank stand-in flagged `readable=False` instead of raising: raised in a
+    worker, the error would reach the user wrapped in the worker's traceback, and one bad file would throw
+    away the rest of a long evaluation. `evaluate` drops the stand-ins and names the files.
+    """
 
     def __init__(self, image_set: ImageSet, processor: Any) -> None:
         self.image_set, self.processor = image_set, processor
@@ -60,9 +66,13 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int):
         source = self.image_set.sources[i]
-        image = load_image(source, name=self.image_set.names[i] if self.image_set.names else None)
+        readable = True
+        try:
+            image = load_image(source, name=self.image_set.names[i] if self.image_set.names else None)
+        except InputError:
+            image, readable = Image.new("RGB", (8, 8)), False
         pixels = self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
-        return pixels, self.image_set.targets[i], i
+        return pixels, self.image_set.targets[i], i, readable
 
 
 @dataclass
@@ -76,6 +86,9 @@ class EvalResult:
     targets: np.ndarray  # (n_images,)
     image_names: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # images that could not be read, left out of every figure
+    # Each row's position in the ImageSet (rows skip the unreadable images, so the two can differ).
+    source_indices: list[int] = field(default_factory=list)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -133,6 +146,7 @@ class EvalResult:
             "templates": self.templates,
             "n_templates": self.n_templates,
             "most_confused": self.most_confused(),
+            "skipped_images": self.skipped,
         }
 
 
@@ -159,32 +173,42 @@ def evaluate(
     scale = scorer.logit_scale
     chunks, seen = [], 0
     with torch.inference_mode():
-        for pixels, targets, indices in loader:
+        for pixels, targets, indices, readable in loader:
             features = scorer.model.get_image_features(pixel_values=pixels.to(scorer.device, scorer.dtype))
             features = features if isinstance(features, torch.Tensor) else features.pooler_output
             features = features.float().cpu()
             logits = scale * (features / features.norm(dim=-1, keepdim=True)) @ classifier.T
-            batch = (logits, targets.cpu(), indices.cpu())
+            batch = (logits, targets.cpu(), indices.cpu(), readable.cpu())
             if accelerator is not None:
                 batch = accelerator.gather_for_metrics(batch)
             chunks.append(batch)
             seen += len(batch[0])
             if progress is not None:
                 progress(min(seen, len(image_set)), len(image_set))
-    logits = torch.cat([c[0] for c in chunks]).cpu()
-    targets = torch.cat([c[1] for c in chunks]).cpu()
-    indices = torch.cat([c[2] for c in chunks]).cpu()
+    logits, targets, indices, readable = (torch.cat([c[k] for c in chunks]).cpu() for k in range(4))
     order = indices.argsort()  # back to dataset order whatever the process split
-    return EvalResult(
+    logits, targets, indices, readable = logits[order], targets[order], indices[order], readable[order]
+    name_of = (lambda i: image_set.names[i]) if image_set.names else (lambda i: f"image {i + 1}")
+    skipped = [name_of(i) for i in indices[~readable].tolist()]
+    if not readable.any():
+        raise InputError(f"None of the {len(image_set)} images could be read (the first: {skipped[0]}).")
+    result = EvalResult(
         clip_model=scorer.name,
         templates=templates_name,
         n_templates=len(templates),
         class_names=image_set.class_names,
         labels=image_set.labels,
-        logits=logits[order].numpy(),
-        targets=targets[order].numpy(),
-        image_names=[image_set.names[i] for i in indices[order].tolist()] if image_set.names else [],
+        logits=logits[readable].numpy(),
+        targets=targets[readable].numpy(),
+        image_names=[image_set.names[i] for i in indices[readable].tolist()] if image_set.names else [],
+        skipped=skipped,
+        source_indices=indices[readable].tolist(),
     )
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        result.notices.append(f"Skipped {len(skipped)} image(s) that could not be read (corrupt, not an image, or "
+                              f"too large), left out of every figure: {shown}.")
+    return result
 
 
 def markdown_report(result: EvalResult, source: str) -> str:
@@ -196,6 +220,10 @@ def markdown_report(result: EvalResult, source: str) -> str:
         f"- images: {len(result.targets)}, classes: {len(result.labels)}, logits: "
         f"`torch.Size([{result.logits.shape[0]}, {result.logits.shape[1]}])`",
         f"- **top-1 {result.top1:.2%}**, top-5 {result.top5:.2%}",
+    ]
+    if result.skipped:
+        lines.append(f"- skipped {len(result.skipped)} image(s) that could not be read: {', '.join(result.skipped)}")
+    lines += [
         "",
         "| class | accuracy |",
         "|---|---|",

@@ -455,5 +455,5 @@ class Studio:
         name, template_list = load_templates(templates, image_set.labels)
         clip, notices = self.scorer_for(image_set.labels + template_list, scorer)
         result = evaluate(clip, image_set, template_list, name, batch_size, num_workers, progress, accelerator)
-        result.notices = notices
+        result.notices = notices + result.notices
         return result

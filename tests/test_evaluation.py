@@ -67,6 +67,28 @@ def test_logits_equal_zero_shot_classify(studio, tmp_path):
         assert np.allclose(softmax, [by_label[label] for label in image_set.labels], atol=1e-5)
 
 
+def test_unreadable_images_are_skipped_named_and_left_out(studio, tmp_path):
+    clean = load_image_set(write_folder(tmp_path / "clean"))
+    root = write_folder(tmp_path / "data")
+    (root / "cat" / "0b.png").write_bytes(b"not a png")  # sorts between cat/0.png and cat/1.png
+    (root / "dog" / "zz.jpg").write_bytes(Image.open(root / "dog" / "0.png").tobytes()[:100])
+    image_set = load_image_set(root)
+    assert len(image_set) == 11
+    # In a DataLoader worker, as the CLI runs it: a raised error would arrive wrapped in a traceback.
+    result = studio.evaluate(image_set, "single", batch_size=4, num_workers=1)
+    assert result.skipped == ["cat/0b.png", "dog/zz.jpg"]
+    assert any("Skipped 2 image(s) that could not be read" in n and "cat/0b.png" in n for n in result.notices)
+    reference = studio.evaluate(clean, "single", batch_size=4)
+    assert np.allclose(result.logits, reference.logits, atol=1e-5)  # the readable images, unchanged
+    assert [image_set.names[i] for i in result.source_indices] == clean.names
+    assert result.as_json()["n_images"] == 9 and result.as_json()["skipped_images"] == result.skipped
+
+    for path in root.glob("*/*"):
+        path.write_bytes(b"broken")
+    with pytest.raises(InputError, match=r"None of the 11 images could be read \(the first: bird/0.png\)"):
+        studio.evaluate(load_image_set(root), "single")
+
+
 def test_label_map_classes_subset_and_limit(tmp_path):
     root = write_folder(tmp_path / "people", classes=("cai", "zhou", "li"))
     (root / "labels.json").write_text(json.dumps({"cai": "蔡徐坤", "zhou": "周淑怡", "li": "李佳琪"}, ensure_ascii=False))
@@ -148,6 +170,7 @@ def test_cli_eval_bad_input(tiny_clip_dir, tmp_path, capsys):
 
 def test_accelerate_two_processes_equal_one(tiny_clip_dir, tmp_path):
     root = write_folder(tmp_path / "data", per_class=5)
+    (root / "cat" / "broken.png").write_bytes(b"not a png")  # skipped in both runs, whichever process reads it
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     common = ["-m", "clipdemo", "eval", str(root), "--json", "--workers", "0", "--batch-size", "4",
               "--clip-model", str(tiny_clip_dir), "--dtype", "fp32"]
@@ -161,4 +184,5 @@ def test_accelerate_two_processes_equal_one(tiny_clip_dir, tmp_path):
     assert double.returncode == 0, double.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "eval.json").read_text())
     two = json.loads((tmp_path / "two" / "eval.json").read_text())
-    assert one == two and one["n_images"] == 15
+    assert one == two and one["n_images"] == 15 and one["skipped_images"] == ["cat/broken.png"]
+    assert "Skipped 1 image(s) that could not be read" in single.stderr and "Traceback" not in single.stderr

@@ -276,7 +276,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         for notice in result.notices:
             gr.Warning(notice)
         paths = write_report(result, work + "-report", Path(archive).stem)
-        summary = (f"**top-1 {result.top1:.1%}** · top-5 {result.top5:.1%} · {len(result.targets)} images, "
+        skipped = f" ({len(result.skipped)} unreadable, skipped)" if result.skipped else ""
+        summary = (f"**top-1 {result.top1:.1%}** · top-5 {result.top5:.1%} · {len(result.targets)} images{skipped}, "
                    f"{len(result.labels)} classes · logits `torch.Size([{result.logits.shape[0]}, "
                    f"{result.logits.shape[1]}])` · templates {result.templates} ({result.n_templates}) · "
                    f"CLIP {shown(result.clip_model)}")
@@ -284,7 +285,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         predictions = result.predictions
         mistakes = []
         for i in result.misclassified(24):
-            image = load_image(image_set.sources[i])
+            image = load_image(image_set.sources[result.source_indices[i]])
             mistakes.append((image, f"{result.labels[result.targets[i]]} → {result.labels[predictions[i]]}"))
         figure = confusion_figure(result.confusion, result.labels)
         return summary, per_class, figure, mistakes, [str(paths["json"]), str(paths["markdown"]), str(paths["confusion"])]

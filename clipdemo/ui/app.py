@@ -438,21 +438,24 @@ def build_app(studio: Studio) -> gr.Blocks:
                 cmp_width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width", scale=1)
                 cmp_height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height", scale=1)
             sides = []
+            # B starts with other steps than A (half, or 2 for a one-step model), so that the first click
+            # already compares something; two identical settings would only ever draw.
+            side_steps = {"A": d.steps, "B": d.steps // 2 if d.steps > 2 else 2}
             with gr.Row():
                 for side in ("A", "B"):
                     with gr.Column():
                         gr.Markdown(f"### Setting {side}")
                         sides.append([
                             gr.Dropdown(model_names, value=model_names[0], label="Model"),
-                            gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label="Steps"),
+                            gr.Slider(1, MAX_STEPS, value=side_steps[side], step=1, label="Steps"),
                             gr.Slider(0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="Guidance"),
                             gr.Dropdown(list(SCHEDULERS), value="default", label="Scheduler"),
                             gr.Textbox(label="Negative prompt"),
                         ])
             cmp_go = gr.Button("Compare", variant="primary", elem_id="compare-button")
             with gr.Row():
-                cmp_gallery_a = gr.Gallery(label="A (best first)", columns=4, format="png")
-                cmp_gallery_b = gr.Gallery(label="B (best first)", columns=4, format="png")
+                cmp_gallery_a = gr.Gallery(label="A (best first)", columns=4, format="png", height=260)
+                cmp_gallery_b = gr.Gallery(label="B (best first)", columns=4, format="png", height=260)
             with gr.Row():
                 cmp_summary = gr.Markdown(label="summary", elem_id="compare-summary")
                 cmp_plot = gr.Plot(label="Score distributions")

@@ -205,7 +205,9 @@ class Studio:
             spec = ModelSpec("Chinese Stable Diffusion", model_id, "--zh-sd-model", "CLIPDEMO_ZH_SD_MODEL")
         base = load_text2image(spec, self.device, self.dtype)
         decoder = self._tiny_decoder(base)
-        pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder)
+        # from_pipe casts every component to its dtype argument, fp32 when none is given, in place: without
+        # it the shared UNet and TAESD would silently leave bf16/fp16.
+        pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder, dtype=self.dtype)
         # fp32 on the CPU: faster convolution algorithms, same images (torch.compile picks its own kernels).
         fast_conv = (self.settings.fast_conv and not self.settings.compile
                      and self.device.type == "cpu" and self.dtype == torch.float32)
@@ -362,7 +364,12 @@ class Studio:
         if name not in SCHEDULERS:
             raise InputError(f"Unknown scheduler '{name}'. Choose one of: {', '.join(SCHEDULERS)}.")
         cls = scheduler_class(name)
-        return pipe if cls is None else type(pipe).from_pipe(pipe, scheduler=cls.from_config(pipe.scheduler.config))
+        if cls is None:
+            return pipe
+        # dtype: from_pipe would otherwise cast the shared components to fp32 in place (see _assemble_pipeline).
+        # vae: from_pipe drops a TAESD that replaced the pipeline's own VAE, then fails for want of one.
+        return type(pipe).from_pipe(pipe, scheduler=cls.from_config(pipe.scheduler.config), vae=pipe.vae,
+                                    dtype=self.dtype)
 
     def compare(self, prompt: str, seed: int | None, n: int, a, b, width: int | None = None,
                 height: int | None = None, progress: ProgressFn | None = None, scorer: str = "auto"):

@@ -82,3 +82,22 @@ def test_fast_cpu_convolutions_give_the_same_images(tiny_sd_dir, tiny_clip_dir):
         assert a.seed == b.seed
         difference = np.abs(np.asarray(a.image, dtype=int) - np.asarray(b.image, dtype=int))
         assert difference.max() <= 1  # fp32 rounding may move a pixel by one level, no more
+
+
+def test_a_tiny_decoder_keeps_the_pipelines_dtype(tiny_sd_dir, tiny_clip_dir, taesd_dir):
+    import torch
+
+    # diffusers' from_pipe casts every component to fp32 unless told otherwise, in place, so the shared
+    # UNet of a bf16 studio used to run in fp32 as soon as TAESD decoded.
+    studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="bf16",
+                                     decoder=str(taesd_dir), pick_model="none", moderation="off"))
+    result = studio.generate(REQUEST)
+    pipe = studio.pipeline()
+    assert type(pipe.vae).__name__ == "AutoencoderTiny"
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.bfloat16}
+    assert len(result.images) == 2 and all(c.problem is None for c in result.images)
+    # Another sampler (the Compare tab) shares the components, TAESD included, and leaves them in bf16 too.
+    other = studio.with_scheduler(pipe, "ddim")
+    assert type(other.scheduler).__name__ != type(pipe.scheduler).__name__
+    assert other.vae is pipe.vae and other.unet is pipe.unet
+    assert {other.unet.dtype, pipe.unet.dtype, pipe.vae.dtype} == {torch.bfloat16}

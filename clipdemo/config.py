@@ -121,6 +121,7 @@ class Settings:
     compile: bool = False  # torch.compile the UNet (opt-in: slow first call)
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
     fast_conv: bool = True  # Winograd/im2col convolutions for fp32 on the CPU (clipdemo.fastconv)
+    fast_attention: bool = True  # blocked bf16 attention on the CPU (clipdemo.attention)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
 
     @property
@@ -173,6 +174,7 @@ def resolve_settings(
     compile: bool | None = None,
     cpu_offload: bool | None = None,
     fast_conv: bool | None = None,
+    fast_attention: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Combine flags (the arguments), environment variables and the chosen preset into Settings."""
@@ -232,5 +234,7 @@ def resolve_settings(
         compile=compile if compile else env.get("CLIPDEMO_COMPILE", "").lower() in TRUE_WORDS,
         cpu_offload=cpu_offload if cpu_offload else env.get("CLIPDEMO_CPU_OFFLOAD", "").lower() in TRUE_WORDS,
         fast_conv=fast_conv if fast_conv is not None else env.get("CLIPDEMO_FAST_CONV", "1").lower() not in FALSE_WORDS,
+        fast_attention=(fast_attention if fast_attention is not None
+                        else env.get("CLIPDEMO_FAST_ATTENTION", "1").lower() not in FALSE_WORDS),
         defaults=chosen.defaults,
     )

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from PIL import Image
 
+from .attention import use_fast_cpu_attention
 from .config import DEFAULT_TAESD, Settings
 from .datasets import ImageSet
 from .errors import InputError, ModelLoadError
@@ -213,6 +214,10 @@ class Studio:
                      and self.device.type == "cpu" and self.dtype == torch.float32)
         for model in (pipe.unet, pipe.vae):
             use_fast_cpu_convolutions(model, enabled=fast_conv)
+        # bf16 on the CPU: attention as blocked bf16 matrix multiplies instead of the fp32-bound fused kernel.
+        fast_attention = (self.settings.fast_attention and not self.settings.compile
+                          and self.device.type == "cpu" and self.dtype == torch.bfloat16)
+        use_fast_cpu_attention(pipe.unet, enabled=fast_attention)
         if self.settings.compile:
             pipe.unet = torch.compile(pipe.unet)
         if self.settings.cpu_offload and self.device.type == "cuda":

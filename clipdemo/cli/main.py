@@ -61,6 +61,9 @@ def add_model_flags(p: argparse.ArgumentParser, generation: bool = True) -> None
         p.add_argument("--no-fast-conv", dest="fast_conv", action="store_false", default=None,
                        help="keep PyTorch's own CPU convolutions instead of Winograd/im2col; same images to "
                             "fp32 rounding, slower (env CLIPDEMO_FAST_CONV=0)")
+        p.add_argument("--no-fast-attention", dest="fast_attention", action="store_false", default=None,
+                       help="keep PyTorch's fused attention kernel for bf16 on the CPU instead of blocked matrix "
+                            "multiplies; slower (env CLIPDEMO_FAST_ATTENTION=0)")
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype; auto picks by hardware (env CLIPDEMO_DTYPE)")
     p.add_argument("--device", help="cuda, mps or cpu; auto picks the first available (env CLIPDEMO_DEVICE)")
 
@@ -142,6 +145,7 @@ def settings_from(args: argparse.Namespace):
         compile=getattr(args, "compile", None),
         cpu_offload=getattr(args, "cpu_offload", None),
         fast_conv=getattr(args, "fast_conv", None),
+        fast_attention=getattr(args, "fast_attention", None),
     )
 
 

@@ -1,4 +1,4 @@
-"""Faster fp32 convolutions on the CPU, for the UNet and the decoders.
+"""Faster fp32 and bf16 convolutions on the CPU, for the UNet and the decoders.
 
 PyTorch sends every fp32 CPU convolution to oneDNN's direct kernels. For the 3×3 convolutions of Stable
 Diffusion other algorithms are faster on the CPUs measured (benchmarks/README.md has the figures):
@@ -14,9 +14,14 @@ Diffusion other algorithms are faster on the CPUs measured (benchmarks/README.md
 - Small maps with many channels (the UNet's 8×8 level at batch 1): oneDNN is bound by re-reading the
   weights there; one matrix multiply over the unfolded patches (im2col) runs near the matmul peak.
 
-Everything else keeps PyTorch's own choice. The results equal F.conv2d up to fp32 rounding (about 1e-5
-relative), so a seed still gives the same picture. Only fp32 on the CPU without gradients is routed: other
-dtypes, devices and training never reach these paths.
+In bf16 (CPUs with native bf16) oneDNN's kernels run near the bf16 matmul peak on large maps, but on the
+UNet's 8×8 level they re-read the weights as in fp32 (80-200 against 670 GFLOP/s measured on a Zen 5), so
+only the im2col route is taken there; Winograd's transforms would lose too much of bf16's 8-bit mantissa.
+
+Everything else keeps PyTorch's own choice. The results equal F.conv2d up to rounding (about 1e-5
+relative in fp32; in bf16 both paths accumulate in fp32 and round the output), so a seed still gives the
+same picture. Only fp32 and bf16 on the CPU without gradients are routed: other dtypes, devices and
+training never reach these paths.
 """
 
 from __future__ import annotations
@@ -66,15 +71,20 @@ def conv_route(x: torch.Tensor, in_channels: int, winograd: bool = True) -> str:
     One of "nnpack", "winograd4" (F(4×4, 3×3)), "winograd2" (F(2×2, 3×3)), "im2col" or "default".
     `winograd=False` gives the route for a layer whose transformed weights could not be kept.
     """
-    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or torch.is_grad_enabled():
+    if x.device.type != "cpu" or x.dim() != 4 or torch.is_grad_enabled():
         return "default"
     pixels = x.shape[-2] * x.shape[-1]
+    small_and_wide = pixels * x.shape[0] <= IM2COL_MAX_PIXELS and in_channels >= IM2COL_MIN_CHANNELS
+    if x.dtype == torch.bfloat16:  # oneDNN's bf16 kernels win on large maps; only small wide ones are routed
+        return "im2col" if small_and_wide else "default"
+    if x.dtype != torch.float32:
+        return "default"
     if (pixels >= NNPACK_MIN_PIXELS and in_channels >= NNPACK_MIN_CHANNELS) or (
             pixels >= NNPACK_LARGE_MAP_PIXELS and in_channels >= NNPACK_LARGE_MAP_MIN_CHANNELS):
         return "nnpack"
     if winograd and pixels >= WINOGRAD_MIN_PIXELS and in_channels >= WINOGRAD_MIN_CHANNELS:
         return "winograd4" if pixels >= WINOGRAD_LARGE_TILE_PIXELS else "winograd2"
-    if pixels * x.shape[0] <= IM2COL_MAX_PIXELS and in_channels >= IM2COL_MIN_CHANNELS:
+    if small_and_wide:
         return "im2col"
     return "default"
 
@@ -165,9 +175,14 @@ class FastCPUConv2d(nn.Conv2d):
         if route == "im2col":
             batch, _, height, width = x.shape
             patches = F.unfold(x, kernel_size=3, padding=self.padding)  # (batch, in_channels * 9, pixels)
-            out = torch.matmul(self.weight.reshape(self.out_channels, -1), patches)
-            if self.bias is not None:
-                out = out + self.bias[:, None]
+            # One matrix multiply for the whole batch: its images side by side as columns.
+            columns = patches.transpose(0, 1).reshape(patches.shape[1], -1) if batch > 1 else patches[0]
+            weight = self.weight.reshape(self.out_channels, -1)
+            if self.bias is None:
+                out = torch.mm(weight, columns)
+            else:
+                out = torch.addmm(self.bias[:, None], weight, columns)
+            out = out.view(self.out_channels, batch, height * width).transpose(0, 1)
             return out.reshape(batch, self.out_channels, height, width)
         return super().forward(x)
 

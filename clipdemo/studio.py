@@ -209,9 +209,9 @@ class Studio:
         # from_pipe casts every component to its dtype argument, fp32 when none is given, in place: without
         # it the shared UNet and TAESD would silently leave bf16/fp16.
         pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder, dtype=self.dtype)
-        # fp32 on the CPU: faster convolution algorithms, same images (torch.compile picks its own kernels).
+        # fp32 or bf16 on the CPU: faster convolution algorithms, same images (torch.compile picks its own kernels).
         fast_conv = (self.settings.fast_conv and not self.settings.compile
-                     and self.device.type == "cpu" and self.dtype == torch.float32)
+                     and self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16))
         for model in (pipe.unet, pipe.vae):
             use_fast_cpu_convolutions(model, enabled=fast_conv)
         # bf16 on the CPU: attention as blocked bf16 matrix multiplies instead of the fp32-bound fused kernel.

@@ -10,7 +10,8 @@ needs_nnpack = pytest.mark.skipif(not nnpack_ready(), reason="this torch build h
 
 
 def fast_copy(conv: nn.Conv2d) -> nn.Conv2d:
-    fast = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=conv.bias is not None)
+    fast = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=conv.bias is not None,
+                     dtype=conv.weight.dtype)
     fast.load_state_dict(conv.state_dict())
     assert use_fast_cpu_convolutions(fast) == 1
     return fast
@@ -98,7 +99,31 @@ def test_training_and_other_dtypes_keep_pytorchs_own_path():
     assert x.grad is not None and conv.weight.grad is not None
     with torch.inference_mode():
         assert conv_route(torch.randn(1, 128, 64, 64, dtype=torch.bfloat16), 128) == "default"
+        assert conv_route(torch.randn(1, 512, 8, 8, dtype=torch.float16), 512) == "default"
         assert conv_route(torch.randn(1, 128, 64, 64), 128) == "nnpack"
+
+
+@needs_nnpack
+@pytest.mark.parametrize("batch, channels, height, width, bias, route", [
+    (1, 512, 8, 8, True, "im2col"),  # the UNet's 8×8 level: oneDNN's bf16 kernels re-read the weights
+    (2, 640, 16, 16, False, "im2col"),
+    (4, 512, 8, 8, True, "im2col"),
+    (4, 512, 16, 16, True, "default"),  # enough pixels for oneDNN
+    (1, 512, 32, 32, True, "default"),
+    (1, 320, 64, 64, True, "default"),  # no Winograd or NNPACK in bf16
+])
+def test_bf16_routes_match_the_reference_convolution(batch, channels, height, width, bias, route):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(channels, 48, 3, padding=1, bias=bias).to(torch.bfloat16)
+    x = torch.randn(batch, channels, height, width, dtype=torch.bfloat16)
+    fast = fast_copy(conv)
+    with torch.inference_mode():
+        assert conv_route(x, channels) == route
+        expected = F.conv2d(x.float(), conv.weight.float(), None if conv.bias is None else conv.bias.float(), padding=1)
+        got = fast(x)
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    # bf16 products accumulate in fp32 on both paths; only the output is rounded.
+    assert ((got.float() - expected).norm() / expected.norm()) < 0.01
 
 
 def test_fast_conv_is_on_by_default_and_can_be_turned_off():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from clipdemo.attention import CPUBlockedAttnProcessor, use_fast_cpu_attention
 from clipdemo.fastconv import FastCPUConv2d, use_fast_cpu_convolutions
 
 from .common import (gemm_peak_gflops, interleaved_times, library_versions, machine, median_time, print_table, rss_mb,
@@ -48,24 +49,18 @@ def unet_inputs(unet, dtype, batch=1):
 
 
 def unet_flops(unet, dtype) -> int:
+    """FLOPs of one step, attention included: counted with diffusers' classic attention (plain matrix
+    multiplies), because the counter cannot see inside the CPU's fused attention kernel."""
+    from diffusers.models.attention_processor import AttnProcessor
     from torch.utils.flop_counter import FlopCounterMode
 
+    processors = unet.attn_processors
+    unet.set_attn_processor(AttnProcessor())
     latents, t, states = unet_inputs(unet, dtype)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         unet(latents, t, encoder_hidden_states=states)
+    unet.set_attn_processor(processors)
     return counter.get_total_flops()
-
-
-def time_unet(unet, dtype, mode: str = "inference", repeats: int = 2) -> float:
-    latents, t, states = unet_inputs(unet, dtype)
-    context = torch.inference_mode if mode == "inference" else torch.no_grad
-
-    def step():
-        with context():
-            unet(latents, t, encoder_hidden_states=states)
-        sync()
-
-    return median_time(step, repeats=repeats)
 
 
 # Runs the CLI in a fresh interpreter, then prints that process's own peak RSS. The kernel folds the
@@ -318,16 +313,49 @@ def run() -> dict:
 
     # Four rounds end with "on", so the kept Winograd weights are in place for the timings below.
     unet_inference, unet_default_conv = fast_conv_on_off(unet, unet_step, rounds=4, rewarm=True)
-    unet_no_grad = time_unet(unet, dtype, "no_grad")
+    fast_attention_used = any(isinstance(p, CPUBlockedAttnProcessor) for p in unet.attn_processors.values())
+    if fast_attention_used:  # bf16 on the CPU: blocked attention against PyTorch's fused kernel
+        with torch.inference_mode():
+            attention = interleaved_times({"on": unet_step, "off": unet_step}, rounds=4, warmup=1, prepare={
+                "on": lambda: use_fast_cpu_attention(unet, True), "off": lambda: use_fast_cpu_attention(unet, False)})
+        use_fast_cpu_attention(unet, True)
+        unet_fused_attention = attention["off"]
+    else:
+        unet_fused_attention = unet_inference
     processors = unet.attn_processors
-    unet.set_attn_processor(AttnProcessor())
-    unet_classic_attention = time_unet(unet, dtype, "inference")
+
+    def step_under(context):
+        def step():
+            with context():
+                unet_step()
+        return step
+
+    # The step under no_grad, and with diffusers' classic attention, alternating with the product's step.
+    product_attention = lambda: unet.set_attn_processor(dict(processors))  # noqa: E731 (it empties the dict)
+    variants = interleaved_times(
+        {"product": step_under(torch.inference_mode), "no_grad": step_under(torch.no_grad),
+         "classic": step_under(torch.inference_mode)},
+        rounds=3, warmup=1, prepare={"product": product_attention, "no_grad": product_attention,
+                                     "classic": lambda: unet.set_attn_processor(AttnProcessor())})
     unet.set_attn_processor(processors)
+    unet_no_grad, unet_classic_attention = variants["no_grad"], variants["classic"]
+
     dtypes = [("fp32", torch.float32), ("bf16", torch.bfloat16)] + ([("fp16", torch.float16)] if DEVICE == "cuda" else [])
     size = 8192 if DEVICE == "cuda" else 2048
     peak = {name: gemm_peak_gflops(dt, DEVICE, size=size) for name, dt in dtypes}
     dtype_name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-    unet_gflops = flops / unet_default_conv / 1e9
+    # In fp32 the Winograd routes do fewer multiplications than counted, so the share is taken over the
+    # step with PyTorch's convolutions; bf16's routes (im2col, blocked attention) do exactly the counted work.
+    # The step and a square GEMM in the same dtype are timed in alternating rounds, so that the machine's
+    # drifting speed (10-30% over minutes on this VM) cancels out of the share.
+    winograd = dtype == torch.float32 and fast_conv_used
+    a, b = (torch.randn(size, size, dtype=dtype, device=DEVICE) for _ in range(2))
+    with torch.inference_mode():
+        paired = interleaved_times({"unet": unet_step, "gemm": lambda: (torch.mm(a, b), sync())}, rounds=3, warmup=1,
+                                   prepare={"unet": lambda: use_fast_cpu_convolutions(unet, enabled=not winograd)})
+    use_fast_cpu_convolutions(unet, enabled=fast_conv_used)
+    paired_peak = 2 * size**3 / paired["gemm"] / 1e9
+    unet_gflops = flops / paired["unet"] / 1e9
     unet_effective_gflops = flops / unet_inference / 1e9
 
     gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None
@@ -348,6 +376,8 @@ def run() -> dict:
         "clipdemo_s_per_image_n1": ours_one,
         "clipdemo_s_per_image_n1_new_prompt": ours_one_new_prompt,
         "fast_conv": fast_conv_used,
+        "fast_attention": fast_attention_used,
+        "unet_step_fused_attention_s": unet_fused_attention,
         "clipdemo_s_per_image_n4": ours_four / 4,
         "rerank_s_n4": rerank,
         "kl_vae_decode_s": kl_decode,
@@ -364,6 +394,8 @@ def run() -> dict:
         "unet_gflops": unet_gflops,
         "unet_effective_gflops": unet_effective_gflops,
         "gemm_peak_gflops": peak,
+        "gemm_peak_gflops_beside_unet": paired_peak,  # the share's denominator, alternating with the step
+        "unet_step_beside_gemm_s": paired["unet"],
         "cold_start_s": cold_seconds,
         "peak_rss_mb_generate_and_rank": peak_rss,
         # The per-image processes after ten calls each (kept Winograd weights in place), and plain diffusers.
@@ -376,12 +408,13 @@ def run() -> dict:
         "speedup_vs_plain_diffusers_n4_batched": plain_one / (ours_four / 4),
         "speedup_vs_plain_diffusers_new_prompt": plain_one / ours_one_new_prompt,
         "rerank_share": rerank / ours_four,
-        "unet_peak_share": unet_gflops / peak[dtype_name],
+        "unet_peak_share": unet_gflops / paired_peak,
         "unet_peak_dtype": dtype_name,
-        "unet_effective_peak_share": unet_effective_gflops / peak[dtype_name],
+        "unet_effective_peak_share": unet_effective_gflops / paired_peak,
         "fast_conv_vs_default_unet": unet_inference / unet_default_conv,
         "fast_conv_vs_default_taesd": taesd_decode / taesd_decode_default_conv,
         "fast_conv_vs_default_kl_decode": kl_decode_fast_conv / kl_decode,
+        "fast_attention_vs_fused_unet": unet_inference / unet_fused_attention,
         "batched_n4_vs_n1_per_image": (ours_four / 4) / ours_one,
         "taesd_vs_kl_decode": taesd_decode / kl_decode,
         "inference_mode_vs_no_grad": unet_inference / unet_no_grad,
@@ -406,6 +439,7 @@ def report(data: dict) -> None:
         (f"UNet share of {s['unet_peak_dtype']} matmul peak", f"{s['unet_peak_share']:.2f}  (goal >= 0.60 in bf16)"),
         ("  same, counted FLOPs / time of the product's convolutions", f"{s['unet_effective_peak_share']:.2f}"),
         ("fast convolutions / PyTorch's own: UNet step", f"{s['fast_conv_vs_default_unet']:.3f}"),
+        ("blocked bf16 attention / fused kernel: UNet step", f"{s['fast_attention_vs_fused_unet']:.3f}"),
         ("fast convolutions / PyTorch's own: TAESD, full VAE decode",
          f"{s['fast_conv_vs_default_taesd']:.3f}, {s['fast_conv_vs_default_kl_decode']:.3f}"),
         ("batched N=4 / N=1, per image", f"{s['batched_n4_vs_n1_per_image']:.2f}"),

@@ -1,10 +1,12 @@
 """Faster bf16 attention on the CPU, for the UNet's self-attention.
 
 PyTorch's CPU flash-attention kernel computes in fp32 whatever the input dtype, so in bf16 it runs no
-faster than in fp32 (about 170 GFLOP/s on the 2-core Zen 5 measured, against a bf16 matmul peak of 770).
-Attention is a third of an SD 2.1 UNet step there. Done as plain matrix multiplies over blocks of query
-rows (scores, softmax, scores × values), the bf16 GEMMs run near their peak and each block's scores
-(a few MB) stay in cache: 2.4x faster at the 64×64 level (benchmarks/README.md has the figures).
+faster than in fp32 (about 170 GFLOP/s on the 2-core Zen 5 measured, against a bf16 matmul peak of
+750-930). Attention was 40% of an SD 2.1 UNet step there. Done as plain matrix multiplies over blocks of
+query rows (scores, softmax, scores × values), the bf16 GEMMs run near their peak and each block's scores
+(4 MB) stay in cache: 2.5x faster at the 64×64 level, the whole step 0.74x (benchmarks/README.md). diffusers'
+classic processor does the same multiplies but holds every head's scores at once (168 MB a layer at
+batch 1), which is only as fast where the allocator reuses such blocks.
 
 The price is the same as diffusers' classic attention in half precision: the scores are rounded to bf16
 before the softmax (about 1% relative error in the attention output against fp32, 0.2% for the fused
@@ -54,8 +56,9 @@ def blocked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 class CPUBlockedAttnProcessor:
     """A diffusers attention processor: blocked bf16 attention on the CPU, diffusers' own otherwise.
 
-    It handles the plain layout of the SD UNets' attention (token sequences in, no spatial or group norm);
-    any other layer or call goes to the processor it replaced.
+    It wraps only diffusers' plain processors (see use_fast_cpu_attention) and handles the plain layout
+    of the SD UNets' attention (token sequences in, no spatial or group norm); any other call goes to the
+    processor it replaced.
     """
 
     def __init__(self, fallback):
@@ -86,13 +89,19 @@ class CPUBlockedAttnProcessor:
 
 
 def use_fast_cpu_attention(model: nn.Module, enabled: bool = True) -> int:
-    """Wrap (or unwrap) the processor of every attention layer of a diffusers model; returns how many."""
+    """Wrap (or unwrap) the processor of every attention layer of a diffusers model; returns how many.
+
+    Only diffusers' plain processors are wrapped: others (IP-Adapter, added key/value projections, LoRA
+    variants) compute something else and keep running as they are.
+    """
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
     switched = 0
     for module in model.modules():
         processor = getattr(module, "processor", None)
         if processor is None or not hasattr(module, "set_processor"):
             continue
-        if enabled and not isinstance(processor, CPUBlockedAttnProcessor):
+        if enabled and type(processor) in (AttnProcessor, AttnProcessor2_0):
             module.set_processor(CPUBlockedAttnProcessor(processor))
             switched += 1
         elif not enabled and isinstance(processor, CPUBlockedAttnProcessor):

@@ -120,7 +120,7 @@ class Settings:
     decoder: str = "auto"  # auto | taesd | full | PATH to an AutoencoderTiny folder
     compile: bool = False  # torch.compile the UNet (opt-in: slow first call)
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
-    fast_conv: bool = True  # Winograd/im2col convolutions for fp32 on the CPU (clipdemo.fastconv)
+    fast_conv: bool = True  # Winograd/im2col convolutions for fp32 (im2col for bf16) on the CPU (clipdemo.fastconv)
     fast_attention: bool = True  # blocked bf16 attention on the CPU (clipdemo.attention)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
 

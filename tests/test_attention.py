@@ -83,6 +83,17 @@ def test_the_unets_attention_is_wrapped_and_gives_the_same_output(monkeypatch):
     assert relative_error(routed, reference) < 0.05
 
 
+def test_only_diffusers_plain_processors_are_wrapped():
+    from diffusers.models.attention_processor import AttnAddedKVProcessor, AttnProcessor
+
+    unet = tiny_unet()
+    names = list(unet.attn_processors)
+    processors = {name: AttnAddedKVProcessor() if i == 0 else AttnProcessor() for i, name in enumerate(names)}
+    unet.set_attn_processor(processors)
+    assert use_fast_cpu_attention(unet) == len(names) - 1
+    assert isinstance(unet.attn_processors[names[0]], AttnAddedKVProcessor)
+
+
 def test_fast_attention_is_on_by_default_and_can_be_turned_off():
     from clipdemo.cli.main import build_parser, settings_from
 

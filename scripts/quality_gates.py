@@ -10,7 +10,13 @@ colour and shape both match (world.judge_shape), for a random candidate and for 
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python scripts/...` from anywhere
+    sys.path.insert(0, str(ROOT))
 
 from clipdemo import Studio, resolve_settings
 from clipdemo.demo_quality import measure

@@ -16,12 +16,17 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python scripts/...` from anywhere
+    sys.path.insert(0, str(ROOT))
 
 from clipdemo import world
 from clipdemo.config import ASSETS_DIR, TOKENIZER_DIR

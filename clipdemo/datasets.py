@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 import stat
 import tempfile
@@ -102,21 +103,38 @@ def _read_label_map(folder: Path) -> dict[str, str]:
     return {}
 
 
-def from_class_folders(folder: Path) -> ImageSet:
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
+def _image_files(folder: Path, follow_symlinks: bool) -> list[Path]:
+    """Regular image files under folder, sorted. Each real folder is walked once, so symlink loops end."""
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=follow_symlinks):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []  # reached again through a symlink: already walked
+            continue
+        seen.add(real)
+        for name in files:
+            p = Path(root, name)
+            if p.suffix.lower() in IMAGE_SUFFIXES and (follow_symlinks or not p.is_symlink()) and p.is_file():
+                found.append(p)  # is_file: no devices, fifos or dangling links
+    return sorted(found)
+
+
+def from_class_folders(folder: Path, follow_symlinks: bool = True) -> ImageSet:
+    """One sub-folder of images per class. follow_symlinks=False for extracted uploads: a link is never read."""
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__"))
+                        and (follow_symlinks or not d.is_symlink()))
     if len(class_dirs) == 1 and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in class_dirs[0].iterdir() if p.is_file()):
-        return from_class_folders(class_dirs[0])  # a zip that wraps everything in one top folder
+        return from_class_folders(class_dirs[0], follow_symlinks)  # a zip that wraps everything in one top folder
     if len(class_dirs) < 2:
         raise InputError(f"'{folder.name}' needs one sub-folder per class, at least 2 (found {len(class_dirs)}).")
     mapping = _read_label_map(folder)
     names = [d.name for d in class_dirs]
     sources, targets, display = [], [], []
     for index, d in enumerate(class_dirs):
-        for p in sorted(d.rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_symlink():
-                sources.append(p)
-                targets.append(index)
-                display.append(p.relative_to(folder).as_posix())  # class/…/file: unique in nested folders
+        for p in _image_files(d, follow_symlinks):
+            sources.append(p)
+            targets.append(index)
+            display.append(p.relative_to(folder).as_posix())  # class/…/file: unique in nested folders
     if not sources:
         raise InputError(f"No images found under '{folder.name}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     return ImageSet(names, [mapping.get(n, n.replace("_", " ")) for n in names], sources, targets, display)
@@ -174,7 +192,7 @@ def load_image_set(path: str | Path, classes: list[str] | None = None, limit: in
         raise InputError(f"'{path}' does not exist.")
     if path.is_file() and path.suffix.lower() == ".zip":
         workdir = Path(workdir or tempfile.mkdtemp(prefix="clipdemo-eval-"))
-        image_set = from_class_folders(safe_extract_zip(path, workdir))
+        image_set = from_class_folders(safe_extract_zip(path, workdir), follow_symlinks=False)
     elif path.is_file() and path.suffix.lower() == ".csv":
         image_set = from_csv(path)
     elif path.is_dir() and find_cifar(path) is not None:

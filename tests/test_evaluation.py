@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clipdemo.cli import main
-from clipdemo.datasets import load_image_set, safe_extract_zip
+from clipdemo.datasets import from_class_folders, load_image_set, safe_extract_zip
 from clipdemo.errors import InputError
 from clipdemo.evaluation import load_templates
 
@@ -161,6 +161,45 @@ def test_cli_eval_writes_json_markdown_and_confusion_png(tiny_clip_dir, tmp_path
     assert data["clip_model"] == str(tiny_clip_dir)
     assert data == json.loads((out / "eval.json").read_text())
     assert "top-1" in (out / "report.md").read_text() and (out / "confusion.png").stat().st_size > 1000
+
+
+def linked_copy(root: Path, dest: Path) -> Path:
+    """`cp -rs`: real folders whose files are symlinks, plus a symlinked class folder, a loop and dead ends."""
+    subprocess.run(["cp", "-rs", str(root.resolve()), str(dest)], check=True)
+    (dest / "fish").symlink_to((root / "bird").resolve(), target_is_directory=True)  # a symlinked class folder
+    (dest / "cat" / "again").symlink_to(".", target_is_directory=True)  # a loop: cat/again/again/...
+    (dest / "dog" / "null.png").symlink_to("/dev/null")  # not a regular file
+    (dest / "dog" / "gone.png").symlink_to(dest / "missing.png")  # dangling
+    return dest
+
+
+def test_cli_eval_follows_symlinks_in_local_folders(tiny_clip_dir, tmp_path, capsys):
+    linked = linked_copy(write_folder(tmp_path / "data"), tmp_path / "linked")
+    code = main(["eval", str(linked), "--json", "--out", str(tmp_path / "report"), "--workers", "0",
+                 "--clip-model", str(tiny_clip_dir)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = json.loads(captured.out)
+    assert (data["n_images"], data["n_classes"]) == (12, 4) and not data["skipped_images"]
+    image_set = load_image_set(linked)
+    assert image_set.class_names == ["bird", "cat", "dog", "fish"]
+    assert [image_set.targets.count(i) for i in range(4)] == [3, 3, 3, 3]  # the loop is walked once
+
+
+def test_extracted_zips_never_follow_symlinks(tmp_path):
+    linked = linked_copy(write_folder(tmp_path / "data"), tmp_path / "linked")
+    with pytest.raises(InputError, match="No images found"):
+        from_class_folders(linked, follow_symlinks=False)  # as the web UI reads an extracted upload
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for cls in ("cat", "dog"):
+            zf.write(tmp_path / "data" / cls / "0.png", f"{cls}/0.png")
+        info = zipfile.ZipInfo("cat/link.png")
+        info.external_attr = 0o120777 << 16
+        zf.writestr(info, str((tmp_path / "data" / "bird" / "0.png").resolve()))
+    with pytest.raises(InputError, match="symbolic link"):
+        load_image_set(archive, workdir=tmp_path / "unzipped")
+    assert not any(p.is_symlink() for p in (tmp_path / "unzipped").rglob("*"))
 
 
 def test_cli_eval_bad_input(tiny_clip_dir, tmp_path, capsys):

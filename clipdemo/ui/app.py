@@ -257,7 +257,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         _prune(evals, 40)  # an extracted folder and a report per evaluation
         work = tempfile.mkdtemp(prefix="eval-", dir=evals)
         folder = safe_extract_zip(archive, work, max_files=MAX_EVAL_FILES, max_bytes=MAX_EVAL_BYTES)
-        image_set = from_class_folders(folder)
+        image_set = from_class_folders(folder, follow_symlinks=False)  # an upload: never read through a link
         overrides = {}
         for line in (label_lines or "").splitlines():
             if line.strip():

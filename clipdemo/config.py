@@ -32,6 +32,7 @@ DEFAULT_PICK_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
 MODERATION_MODES = ("auto", "on", "off")
 RANK_KEYS = ("clip", "pickscore")
+PICKSCORE_MODES = ("auto", "on", "off")  # auto: on a GPU; one click away on the CPU, where it costs ~18% of a run
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -109,6 +110,7 @@ class Settings:
     pick_model: str = DEFAULT_PICK_MODEL
     pick_processor: str = DEFAULT_PICK_PROCESSOR
     pick_model_explicit: bool = False
+    pickscore: str = "auto"  # auto | on | off: whether a generate also scores with PickScore by default
     rank_by: str = "clip"
     moderation: str = "auto"  # auto | on | off (operators only; web users cannot change it)
     safety_model: str = DEFAULT_SAFETY_MODEL
@@ -165,6 +167,7 @@ def resolve_settings(
     zh_mode: str | None = None,
     translator: str | None = None,
     pick_model: str | None = None,
+    pickscore: str | None = None,
     rank_by: str | None = None,
     moderation: str | None = None,
     safety_model: str | None = None,
@@ -192,6 +195,9 @@ def resolve_settings(
     if zh_mode not in ZH_MODES:
         raise InputError(f"Unknown zh-mode '{zh_mode}'. Choose one of: {', '.join(ZH_MODES)}.")
     pick = pick_model or env.get("CLIPDEMO_PICK_MODEL")
+    pickscore = pickscore or env.get("CLIPDEMO_PICKSCORE") or "auto"
+    if pickscore not in PICKSCORE_MODES:
+        raise InputError(f"Unknown pickscore mode '{pickscore}'. Choose one of: {', '.join(PICKSCORE_MODES)}.")
     rank_by = rank_by or env.get("CLIPDEMO_RANK_BY") or "clip"
     if rank_by not in RANK_KEYS:
         raise InputError(f"Unknown rank-by '{rank_by}'. Choose one of: {', '.join(RANK_KEYS)}.")
@@ -210,6 +216,7 @@ def resolve_settings(
         compare_models=tuple(compare),
         pick_model=pick or chosen.pick_model,
         pick_model_explicit=bool(pick),
+        pickscore=pickscore,
         rank_by=rank_by,
         moderation=moderation,
         safety_model=safety or chosen.safety_model,

@@ -1,4 +1,10 @@
-"""Load each model once per process: lazily, thread-safely, safetensors only, with clear errors.
+"""Load each model once per process: lazily, thread-safely, Hub-faithfully, with clear errors.
+
+Weights load the way transformers and diffusers do by default: safetensors when the repository has them,
+otherwise its PyTorch checkpoint through torch's weights-only unpickler (tensors only, no code runs). An
+offline cache whose weights sit only on the Hub's safetensors-conversion revision (refs/pr/N, what
+`use_safetensors=True` downloads for a repository without safetensors on main) loads from that revision.
+Which of these a model used is recorded in `MODELS.weights` and shown to the user.
 
 Device order is cuda, then mps, then cpu. The dtype follows the hardware: fp16 on CUDA, bf16 on a CPU
 with native bf16 instructions, fp32 otherwise (emulated bf16 is 10-30x slower than fp32).
@@ -97,6 +103,7 @@ class ModelCache:
         self._key_locks: dict[tuple, threading.Lock] = {}
         self._models: dict[tuple, Any] = {}
         self._errors: dict[tuple, ModelLoadError] = {}
+        self.weights: dict[str, str] = {}  # model id -> which weights file it was loaded from, for the user
 
     def get(self, key: tuple, spec: ModelSpec, load: Callable[[], Any]) -> Any:
         with self._lock:
@@ -123,10 +130,84 @@ class ModelCache:
         with self._lock:
             self._models.clear()
             self._errors.clear()
+            self.weights.clear()
             self._key_locks.clear()
 
 
 MODELS = ModelCache()
+
+
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json",
+                     "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
+PYTORCH_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json",
+                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.bin.index.json")
+SAFETENSORS = "safetensors"
+PYTORCH_CHECKPOINT = "PyTorch checkpoint (weights-only loader: tensors only, no code runs)"
+
+
+def weights_format(model_id: str, subfolder: str = "") -> str:
+    """Which weights from_pretrained read: safetensors if present (both libraries prefer them), else .bin.
+
+    Looked up in the local folder or, for a Hub id, in the Hub cache (where a finished load has put them).
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    def present(name: str) -> bool:
+        path = f"{subfolder}/{name}" if subfolder else name
+        if is_local(model_id):
+            return (Path(model_id).expanduser() / path).is_file()
+        return isinstance(try_to_load_from_cache(model_id, path), str)
+
+    if any(present(name) for name in SAFETENSORS_FILES):
+        return SAFETENSORS
+    return PYTORCH_CHECKPOINT if any(present(name) for name in PYTORCH_FILES) else "unknown"
+
+
+def cached_conversion(model_id: str) -> tuple[str, Path, Path] | None:
+    """(refs/pr/N, main's snapshot, the revision's snapshot) when the Hub cache holds config files on main
+    and safetensors weights on a conversion revision."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + model_id.replace("/", "--"))
+    main_ref = repo / "refs" / "main"
+    if not main_ref.is_file():
+        return None
+    main = repo / "snapshots" / main_ref.read_text().strip()
+    for ref in sorted((repo / "refs" / "refs" / "pr").glob("*")):
+        snapshot = repo / "snapshots" / ref.read_text().strip()
+        if any((snapshot / name).is_file() for name in SAFETENSORS_FILES[:2]):
+            return f"refs/pr/{ref.name}", main, snapshot
+    return None
+
+
+def from_pretrained(cls, spec: ModelSpec, **kwargs) -> Any:
+    """cls.from_pretrained(spec.model_id) with transformers' default weights choice; records which it used.
+
+    Offline, a repository without weights on main in the cache (config on main, safetensors only on the
+    conversion revision) loads main's files with that revision's weights, as the online load that filled
+    the cache did.
+    """
+    local = is_local(spec.model_id)
+    try:
+        model = cls.from_pretrained(spec.model_id, local_files_only=local, **kwargs)
+    except OSError:
+        conversion = None if local else cached_conversion(spec.model_id)
+        if conversion is None:
+            raise
+        import tempfile
+
+        revision, main, converted = conversion
+        with tempfile.TemporaryDirectory(prefix="clipdemo-conversion-") as view:
+            for snapshot in (main, converted):  # a folder of links: main's files, then the revision's weights
+                for path in snapshot.iterdir():
+                    link = Path(view) / path.name
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(path.resolve())
+            model = cls.from_pretrained(view, local_files_only=True, use_safetensors=True, **kwargs)
+        MODELS.weights[spec.model_id] = f"{SAFETENSORS} from the Hub's conversion revision {revision}"
+        return model
+    MODELS.weights[spec.model_id] = weights_format(spec.model_id)
+    return model
 
 
 def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype,
@@ -140,9 +221,7 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype,
 
     def load():
         local = is_local(spec.model_id)
-        model = AutoModel.from_pretrained(
-            spec.model_id, dtype=dtype, use_safetensors=True, local_files_only=local
-        )
+        model = from_pretrained(AutoModel, spec, dtype=dtype)
         source = spec.model_id
         if processor_id and not (local and (Path(spec.model_id) / "preprocessor_config.json").exists()
                                  or local and (Path(spec.model_id) / "processor_config.json").exists()):
@@ -159,11 +238,8 @@ def load_safety_checker(spec: ModelSpec, device: torch.device, dtype: torch.dtyp
     from transformers import CLIPImageProcessor
 
     def load():
-        local = is_local(spec.model_id)
-        model = StableDiffusionSafetyChecker.from_pretrained(
-            spec.model_id, dtype=dtype, use_safetensors=True, local_files_only=local
-        )
-        processor = CLIPImageProcessor.from_pretrained(spec.model_id, local_files_only=local)
+        model = from_pretrained(StableDiffusionSafetyChecker, spec, dtype=dtype)
+        processor = CLIPImageProcessor.from_pretrained(spec.model_id, local_files_only=is_local(spec.model_id))
         return model.to(device).eval(), processor
 
     return MODELS.get(("safety", spec.model_id, str(device), str(dtype)), spec, load)
@@ -174,12 +250,12 @@ def load_text2image(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -
     from diffusers import AutoPipelineForText2Image
 
     def load():
+        # use_safetensors=None: diffusers' default, safetensors when every component has them, else .bin
+        # through torch's weights-only unpickler.
         pipe = AutoPipelineForText2Image.from_pretrained(
-            spec.model_id,
-            dtype=dtype,
-            use_safetensors=True,
-            local_files_only=is_local(spec.model_id),
+            spec.model_id, dtype=dtype, use_safetensors=None, local_files_only=is_local(spec.model_id),
         )
+        MODELS.weights[spec.model_id] = weights_format(spec.model_id, "unet")
         return pipe.to(device)
 
     return MODELS.get(("sd", spec.model_id, str(device), str(dtype)), spec, load)
@@ -190,9 +266,8 @@ def load_translator(spec: ModelSpec, device: torch.device) -> tuple[Any, Any]:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     def load():
-        local = is_local(spec.model_id)
-        model = AutoModelForSeq2SeqLM.from_pretrained(spec.model_id, use_safetensors=True, local_files_only=local)
-        tokenizer = AutoTokenizer.from_pretrained(spec.model_id, local_files_only=local)
+        model = from_pretrained(AutoModelForSeq2SeqLM, spec)
+        tokenizer = AutoTokenizer.from_pretrained(spec.model_id, local_files_only=is_local(spec.model_id))
         return model.to(device).eval(), tokenizer
 
     return MODELS.get(("translator", spec.model_id, str(device)), spec, load)
@@ -204,8 +279,9 @@ def load_tiny_decoder(spec: ModelSpec, device: torch.device, dtype: torch.dtype)
 
     def load():
         vae = AutoencoderTiny.from_pretrained(
-            spec.model_id, dtype=dtype, use_safetensors=True, local_files_only=is_local(spec.model_id)
+            spec.model_id, dtype=dtype, use_safetensors=None, local_files_only=is_local(spec.model_id)
         )
+        MODELS.weights[spec.model_id] = weights_format(spec.model_id)
         return vae.to(device).eval()
 
     return MODELS.get(("taesd", spec.model_id, str(device), str(dtype)), spec, load)

@@ -48,6 +48,7 @@ class RankResult:
     notices: list[str] = field(default_factory=list)  # things the user must see (truncation, fallbacks)
     rank_by: str = "clip"
     translated_prompt: str | None = None  # what the pipeline saw, when a Chinese prompt was translated
+    models: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> {"model", "weights"} that ran
 
 
 def rank_candidates(candidates: list[Candidate], prompt: str, scorers: list[tuple[str, ClipScorer]],
@@ -105,6 +106,7 @@ def manifest(result: RankResult) -> dict[str, Any]:
             for item in result.images
         ],
         "notices": list(result.notices),
+        **({"models": result.models} if result.models else {}),
         **({"translated_prompt": result.translated_prompt} if result.translated_prompt else {}),
     }
 

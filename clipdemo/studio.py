@@ -22,6 +22,7 @@ from .evaluation import EvalResult, evaluate, load_templates
 from .fastconv import use_fast_cpu_convolutions
 from .generation import GenerationRequest, ProgressFn, generate_candidates
 from .loading import (
+    MODELS,
     ModelSpec,
     has_sd_latents,
     hub_model_reachable,
@@ -90,6 +91,7 @@ class Studio:
         # A diffusers pipeline keeps per-call state (scheduler steps, guidance): one call at a time each.
         self._pipe_locks: dict[int, threading.Lock] = {}
         self.decoder_name = "pipeline VAE"  # what decodes latents; shown in the page
+        self.decoder_model: str | None = None  # the tiny decoder's model id, once one is in use
         if self.device.type == "cpu":
             keep_freed_buffers()  # big activations reuse memory instead of faulting in new pages each call
 
@@ -142,10 +144,27 @@ class Studio:
                 f"Chinese text: its scores are rough. {exc}"
             ]
 
-    def ranking_scorers(self, clip: ClipScorer) -> tuple[list[tuple[str, ClipScorer]], list[str]]:
-        """[("clip", clip), ("pickscore", model)] when PickScore loads; CLIPScore alone with a notice if not."""
-        if self.settings.pick_model == "none":
+    @property
+    def pickscore_default(self) -> bool:
+        """Whether a generate scores with PickScore unless told otherwise.
+
+        auto: on a GPU, where its ViT-H/14 is cheap; off on the CPU, where it adds about a fifth to a run
+        and 2-4 GB, so it stays one click away (the Generate tab's PickScore box, --pickscore on).
+        """
+        s = self.settings
+        if s.pick_model == "none" or s.pickscore == "off":
+            return False
+        return s.pickscore == "on" or s.rank_by == "pickscore" or self.device.type != "cpu"
+
+    def ranking_scorers(self, clip: ClipScorer, pickscore: bool | None = None
+                        ) -> tuple[list[tuple[str, ClipScorer]], list[str]]:
+        """[("clip", clip), ("pickscore", model)] when PickScore is wanted and loads; CLIPScore alone if not."""
+        wanted = self.pickscore_default if pickscore is None else pickscore
+        if not wanted:
             return [("clip", clip)], []
+        if self.settings.pick_model == "none":
+            return [("clip", clip)], ["PickScore is not configured on this server (--pick-model none), so images "
+                                      "are ranked by CLIPScore alone."]
         spec = ModelSpec("PickScore", self.settings.pick_model, "--pick-model", "CLIPDEMO_PICK_MODEL")
         try:
             with self._lock:
@@ -154,10 +173,15 @@ class Studio:
                     self._scorers[spec.model_id] = ClipScorer(model, processor, name=spec.model_id)
                 pick = self._scorers[spec.model_id]
         except ModelLoadError as exc:
-            if self.settings.pick_model_explicit:
+            if self.settings.pick_model_explicit or self.settings.pickscore == "on":
                 raise
             return [("clip", clip)], [f"PickScore is unavailable, so images are ranked by CLIPScore alone. {exc}"]
         return [("clip", clip), ("pickscore", pick)], []
+
+    def model_sources(self, model_ids: dict[str, str | None]) -> dict[str, dict[str, str]]:
+        """{role: {"model", "weights"}} for the given roles' models that were loaded (weights: which file)."""
+        return {role: {"model": display_name(model_id), "weights": MODELS.weights[model_id]}
+                for role, model_id in model_ids.items() if model_id and model_id in MODELS.weights}
 
     def moderator(self) -> tuple[SafetyChecker | ConceptChecker | None, list[str]]:
         """The configured checker, or None with a notice. Raises when moderation is "on" and none loads."""
@@ -244,6 +268,7 @@ class Studio:
                                 f"(slower, same composition). {exc}")
             return None
         self.decoder_name = choice if named and not is_local(choice) else "TAESD"
+        self.decoder_model = spec.model_id
         return decoder
 
     def translate(self, text: str) -> tuple[str | None, list[str]]:
@@ -265,10 +290,11 @@ class Studio:
     # -- capabilities ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None,
                  scorer: str = "auto", sd_model: str | None = None, scheduler: str = "default",
-                 should_stop=None) -> RankResult:
+                 should_stop=None, pickscore: bool | None = None) -> RankResult:
         """Generate N candidates and rank them by score against the prompt as typed.
 
-        `sd_model` picks another configured pipeline (Compare tab); `scheduler` swaps its sampler.
+        `sd_model` picks another configured pipeline (Compare tab); `scheduler` swaps its sampler;
+        `pickscore` also scores with PickScore (None: the server's default, see `pickscore_default`).
         """
         request = request.validated()
         if sd_model is not None and sd_model not in self.generation_models():
@@ -295,7 +321,7 @@ class Studio:
             notices.append(fewer)
             request = GenerationRequest(request.prompt, request.negative_prompt, len(candidates), request.steps,
                                         request.guidance, request.width, request.height, request.seed)
-        scorers, more = self.ranking_scorers(clip)
+        scorers, more = self.ranking_scorers(clip, pickscore)
         notices += more
         rank_by = self.settings.rank_by if self.settings.rank_by in dict(scorers) else "clip"
         if rank_by != self.settings.rank_by:
@@ -304,13 +330,21 @@ class Studio:
         broken = [item for item in ranked if item.problem]
         if broken:
             notices.append(f"{len(broken)} of {len(ranked)} images were not ranked: {broken[0].problem}.")
-        notices += self._moderate_ranked(ranked)
+        checker, more = self.moderator()
+        notices += more + self._moderate_ranked(ranked, checker)
+        s = self.settings
+        models = self.model_sources({
+            "generator": model_id, "decoder": self.decoder_model, "clip": clip.name,
+            "pickscore": s.pick_model if "pickscore" in dict(scorers) else None,
+            "safety_checker": s.safety_model if checker is not None and s.safety_model != "concepts" else None,
+            "translator": s.translator if translation else None,
+        })
         return RankResult(request, model_id, clip.name, ranked, notices, translated_prompt=translation,
-                          rank_by=rank_by)
+                          rank_by=rank_by, models=models)
 
-    def _moderate_ranked(self, ranked) -> list[str]:
+    def _moderate_ranked(self, ranked, checker) -> list[str]:
         """Check every image; blur the flagged ones in place. Returns notices for the user."""
-        checker, notices = self.moderator()
+        notices: list[str] = []
         if checker is None or not ranked:
             return notices
         verdicts = checker.check([item.image for item in ranked])

@@ -34,14 +34,47 @@ def test_unreachable_hub_id_fails_fast_with_message():
         load_clip(spec, torch.device("cpu"), torch.float32)
 
 
-def test_folder_without_safetensors_is_refused(tmp_path, tiny_clip_dir):
+def test_folder_with_a_pytorch_checkpoint_loads_through_the_weights_only_loader(tmp_path, tiny_clip_dir):
     import shutil
 
-    folder = tmp_path / "pickled"
+    from safetensors.torch import load_file
+
+    from clipdemo.loading import PYTORCH_CHECKPOINT
+
+    folder = tmp_path / "bin-only"
+    shutil.copytree(tiny_clip_dir, folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(weights, folder / "pytorch_model.bin")  # what older uploads hold
+    spec = ModelSpec("CLIP", str(folder), "--clip-model", "CLIPDEMO_CLIP_MODEL")
+    model, _ = load_clip(spec, torch.device("cpu"), torch.float32)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in weights.items() if k in loaded)
+    assert MODELS.weights[str(folder)] == PYTORCH_CHECKPOINT
+    MODELS.clear()
+
+
+class RunsCode:
+    """A pickle that calls a function when unpickled: what a malicious checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_never_runs(tmp_path, tiny_clip_dir):
+    import shutil
+
+    folder = tmp_path / "checkpoint"
     shutil.copytree(tiny_clip_dir, folder)
     (folder / "model.safetensors").unlink()
-    torch.save({}, folder / "pytorch_model.bin")  # a pickle must never be loaded
+    marker = tmp_path / "code-ran"
+    torch.save({"weights": RunsCode(marker)}, folder / "pytorch_model.bin")
     spec = ModelSpec("CLIP", str(folder), "--clip-model", "CLIPDEMO_CLIP_MODEL")
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match="Weights only load failed") as info:
         load_clip(spec, torch.device("cpu"), torch.float32)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
     MODELS.clear()

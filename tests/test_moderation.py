@@ -26,7 +26,8 @@ def make(tiny_sd_dir, tiny_clip_dir, **kwargs):
 
 
 def test_pickscore_is_a_second_score_and_can_sort(tiny_sd_dir, tiny_clip_dir, pickscore_dir):
-    by_clip = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off").generate(REQUEST)
+    by_clip = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off",
+                   pickscore="on").generate(REQUEST)
     by_pick = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off",
                    rank_by="pickscore").generate(REQUEST)
     for result, key in ((by_clip, "clip"), (by_pick, "pickscore")):
@@ -50,6 +51,25 @@ def test_pickscore_is_a_second_score_and_can_sort(tiny_sd_dir, tiny_clip_dir, pi
                                 padding=True))
     expected = (model.logit_scale.exp() * out.image_embeds @ out.text_embeds.T)[:, 0]
     np.testing.assert_allclose([i.scores["pickscore"] for i in by_pick.images], expected.detach().numpy(), atol=1e-3)
+
+
+def test_pickscore_is_off_on_the_cpu_by_default_and_one_switch_away(tiny_sd_dir, tiny_clip_dir, pickscore_dir):
+    from clipdemo.loading import MODELS
+
+    MODELS.clear()
+    studio = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off")
+    assert not studio.pickscore_default
+    by_default = studio.generate(REQUEST)
+    assert all(set(item.scores) == {"clip"} for item in by_default.images)
+    assert str(pickscore_dir) not in MODELS.weights  # not even loaded: helpers load only when used
+    asked = studio.generate(REQUEST, pickscore=True)  # the page's PickScore box
+    assert all(set(item.scores) == {"clip", "pickscore"} for item in asked.images)
+    assert asked.models["pickscore"]["weights"] == "safetensors"
+    # auto means on with a GPU (where ViT-H/14 is cheap), and off overrides everything.
+    assert make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), device="cuda").pickscore_default
+    assert not make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), device="cuda",
+                    pickscore="off").pickscore_default
+    assert make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), pickscore="on").pickscore_default
 
 
 def test_missing_pickscore_ranks_by_clip_with_notice(tiny_sd_dir, tiny_clip_dir):

@@ -1,0 +1,130 @@
+"""Hugging Face Hub caches laid out like the real default repositories, filled with tiny random weights.
+
+The Hub cannot be reached from the tests, but what users' machines hold after one online run can be
+rebuilt: `$HF_HOME/hub/models--ORG--NAME/` with `blobs/`, `snapshots/<commit>/<file>` links into them, and
+`refs/main` (and `refs/refs/pr/N` for a pull-request revision) naming the commit. Which file sits on which
+revision is what matters: it decides whether an offline load finds its weights.
+
+Layout facts, per default repository (main branch unless noted):
+- stabilityai/sd-turbo: a diffusers folder (model_index.json, scheduler/, tokenizer/, text_encoder/, unet/,
+  vae/) with `model.safetensors` / `diffusion_pytorch_model.safetensors` in each model folder (fp16 variants
+  beside them, which a default load does not read). Source: the repository's file list.
+- madebyollin/taesd: config.json + diffusion_pytorch_model.safetensors (and .bin). Source: its file list;
+  diffusers' AutoencoderTiny docs load it with from_pretrained.
+- openai/clip-vit-base-patch32: config, processor and tokenizer files and `pytorch_model.bin`; **no
+  model.safetensors on main**: it exists only on the conversion bot's revision `refs/pr/66`. Source: a public
+  transformers-5 log (HEAD main/model.safetensors -> 404, then the weights fetched from refs/pr/66).
+- OFA-Sys/chinese-clip-vit-base-patch16: config, preprocessor_config.json, vocab.txt, tokenizer_config.json
+  and `pytorch_model.bin` (uploaded in 2022, before safetensors were the default). Built here with the
+  .bin only, the harder case.
+- yuvalkirstain/PickScore_v1: config.json + model.safetensors, no processor files; its processor comes from
+  laion/CLIP-ViT-H-14-laion2B-s32B-b79K (preprocessor_config.json and tokenizer files on main). Source: the
+  PickScore model card's example code.
+- CompVis/stable-diffusion-safety-checker: config.json, preprocessor_config.json, model.safetensors and
+  pytorch_model.bin. Source: its file list.
+- Helsinki-NLP/opus-mt-zh-en: config.json, generation_config.json, source.spm, target.spm, vocab.json,
+  tokenizer_config.json and `pytorch_model.bin`. Source: public download scripts fetch the .bin from main.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WEIGHTS = {"model.safetensors", "diffusion_pytorch_model.safetensors"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one repository keeps its weights: on main as safetensors or .bin, and/or on a PR revision."""
+
+    main_weights: str | None  # "safetensors", "bin" or None (no weights on main)
+    pr_safetensors: str | None = None  # e.g. "refs/pr/66": the conversion revision holds model.safetensors
+    drop: tuple[str, ...] = ()  # files a folder saved here has but the repository does not (e.g. no processor)
+    notes: list[str] = field(default_factory=list)
+
+
+LAYOUTS = {
+    "stabilityai/sd-turbo": Layout("safetensors"),
+    "madebyollin/taesd": Layout("safetensors"),
+    "openai/clip-vit-base-patch32": Layout("bin", pr_safetensors="refs/pr/66"),
+    "OFA-Sys/chinese-clip-vit-base-patch16": Layout("bin"),
+    "yuvalkirstain/PickScore_v1": Layout("safetensors", drop=("preprocessor_config.json", "processor_config.json",
+                                                                "tokenizer.json", "tokenizer_config.json",
+                                                                "vocab.json", "merges.txt", "special_tokens_map.json")),
+    "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": Layout("safetensors"),
+    "CompVis/stable-diffusion-safety-checker": Layout("safetensors"),
+    "Helsinki-NLP/opus-mt-zh-en": Layout("bin"),
+}
+
+
+def _blob(repo: Path, data: bytes) -> Path:
+    digest = hashlib.sha256(data).hexdigest()
+    path = repo / "blobs" / digest
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+def _snapshot(repo: Path, ref: str, files: dict[str, bytes]) -> Path:
+    """Write files as one commit's snapshot (links into blobs/, as huggingface_hub does) and point ref at it."""
+    commit = hashlib.sha1(repr(sorted((k, hashlib.sha1(v).hexdigest()) for k, v in files.items())).encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    for name, data in files.items():
+        target = snapshot / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        blob = _blob(repo, data)
+        if not target.exists():
+            target.symlink_to(Path("../" * (name.count("/") + 2)) / "blobs" / blob.name)
+    ref_file = repo / "refs" / ref
+    ref_file.parent.mkdir(parents=True, exist_ok=True)
+    ref_file.write_text(commit)
+    return snapshot
+
+
+def _as_bin(safetensors_file: Path) -> bytes:
+    """The same tensors as a PyTorch checkpoint (a zip-pickle of a state dict), as older uploads hold them."""
+    import io
+
+    import torch
+    from safetensors.torch import load_file
+
+    buffer = io.BytesIO()
+    torch.save(load_file(str(safetensors_file)), buffer)
+    return buffer.getvalue()
+
+
+def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = None) -> Path:
+    """Put the model saved in folder `saved` into the cache under `repo_id`, laid out as `layout` says.
+
+    Returns the repository's cache folder.
+    """
+    layout = layout or LAYOUTS[repo_id]
+    repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
+    main: dict[str, bytes] = {}
+    pr: dict[str, bytes] = {}
+    for path in sorted(p for p in Path(saved).rglob("*") if p.is_file()):
+        name = path.relative_to(saved).as_posix()
+        if name in layout.drop:
+            continue
+        if path.name in WEIGHTS:
+            if layout.main_weights == "safetensors":
+                main[name] = path.read_bytes()
+            elif layout.main_weights == "bin":
+                main[name.replace(".safetensors", ".bin").replace("model.bin", "pytorch_model.bin")
+                     if path.name == "model.safetensors" else name.replace(".safetensors", ".bin")] = _as_bin(path)
+            if layout.pr_safetensors:
+                pr[name] = path.read_bytes()
+        else:
+            main[name] = path.read_bytes()
+    _snapshot(repo, "main", main)
+    if pr:
+        _snapshot(repo, layout.pr_safetensors, pr)
+    return repo
+
+
+def remove_repo(hf_home: Path, repo_id: str) -> None:
+    shutil.rmtree(Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--")), ignore_errors=True)

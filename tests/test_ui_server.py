@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipdemo.config import GenerationDefaults
 from clipdemo.loading import display_name
 
 
@@ -138,3 +139,96 @@ def test_compare_endpoint_different_settings_count_wins(client, tiny_sd_dir):
     wins_b = sum(row[2] > row[1] for row in rows)
     assert f"| seeds won | {wins_a} | {wins_b} |" in summary
     assert any(row[1] != row[2] for row in rows)  # other steps and sampler give other images
+
+
+# Each public endpoint's inputs without a default: a client may send these and nothing else.
+REQUIRED_INPUTS = {
+    "/generate": ["prompt"],
+    "/stop": [],
+    "/compare": ["prompt"],
+    "/classify": ["images", "labels"],
+    "/similarity": ["images", "texts"],
+    "/moderate": ["images"],
+    "/evaluate": ["archive"],
+}
+
+
+def test_only_the_required_inputs_lack_defaults(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(endpoints) == set(REQUIRED_INPUTS)
+    lacking = {name: [p["parameter_name"] for p in info["parameters"] if not p["parameter_has_default"]]
+               for name, info in endpoints.items()}
+    assert lacking == REQUIRED_INPUTS
+
+
+@pytest.fixture(scope="module")
+def small_client(tiny_sd_dir, tiny_clip_dir):
+    """The tiny-model app with 64×64 defaults (fast to run as they are) and the CLIP concept check, so that
+    /moderate has a checker offline."""
+    from dataclasses import replace
+
+    from gradio_client import Client
+
+    from clipdemo import Studio, resolve_settings
+    from clipdemo.config import GenerationDefaults
+    from clipdemo.ui import build_app
+    from tests.servers import launch_local
+
+    settings = resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
+                                safety_model="concepts")
+    demo = build_app(Studio(replace(settings, defaults=GenerationDefaults(width=64, height=64))))
+    demo.queue(max_size=16)
+    try:
+        yield Client(launch_local(demo), verbose=False)
+    finally:
+        demo.close()
+
+
+def test_every_endpoint_runs_with_its_required_inputs_only(small_client, image_file, tmp_path):
+    from gradio_client import handle_file
+
+    client = small_client
+    gallery, table, info, archive = client.predict("a red circle", api_name="/generate")
+    assert len(gallery) == GenerationDefaults().n == len(table["data"])  # the default number of candidates
+    scores = [row[2] for row in table["data"]]
+    assert scores == sorted(scores, reverse=True) and all(isinstance(s, float) for s in scores)
+    assert Path(archive).suffix == ".zip"
+    _, table, _, _ = client.predict("a red circle", seed="5", num_candidates=2, api_name="/generate")  # by name
+    assert sorted(row[1] for row in table["data"]) == [5, 6]
+
+    label, table, _, info = client.predict([handle_file(image_file)], "cat, dog, bird", api_name="/classify")
+    assert {row[1] for row in table["data"]} == {"cat", "dog", "bird"} and "Scored by" in info
+
+    plot, table, info, _ = client.predict([handle_file(image_file)], "a dog\na cat", api_name="/similarity")
+    assert [row[1] for row in table["data"]] == ["a dog", "a cat"] and plot["type"] == "matplotlib"
+
+    verdict, table, gallery = client.predict([handle_file(image_file)], api_name="/moderate")
+    assert verdict.startswith("Checker:") and len(gallery) == 1 and table["data"]
+
+    summary, per_class, plot, _, files = client.predict(handle_file(str(write_class_zip(tmp_path))),
+                                                        api_name="/evaluate")
+    assert "**top-1 " in summary and "torch.Size([6, 2])" in summary and "templates single" in summary
+    assert [row[0] for row in per_class["data"]] == ["cat", "dog"] and len(files) == 3
+
+    gallery_a, gallery_b, summary, per_seed, plot = client.predict("a red circle", api_name="/compare")
+    assert len(gallery_a) == len(gallery_b) == len(per_seed["data"]) == GenerationDefaults().n
+    assert "seeds won" in summary
+
+    assert client.predict(api_name="/stop") == "Stopping…"
+
+
+def test_none_from_an_api_caller_means_the_default(small_client, tmp_path, tiny_sd_dir):
+    """Gradio refuses None for a slider, but passes it on for a text box, a radio or a dropdown."""
+    from gradio_client import handle_file
+
+    d = GenerationDefaults(width=64, height=64)
+    gallery, table, _, _ = small_client.predict("a red circle", None, d.n, d.steps, d.guidance, d.width, d.height,
+                                                None, None, api_name="/generate")
+    assert len(gallery) == d.n and len(table["data"]) == d.n
+    side = [None, 1, 0.0, None, None]
+    _, _, summary, per_seed, _ = small_client.predict("a red circle", None, 2, 64, 64, *side, *side, None,
+                                                      api_name="/compare")
+    assert len(per_seed["data"]) == 2 and "ties: 2" in summary  # both sides: the first model, default scheduler
+    summary, *_ = small_client.predict(handle_file(str(write_class_zip(tmp_path))), None, "custom", None, None,
+                                       api_name="/evaluate")
+    assert "templates single" in summary  # a blank custom template falls back to the single template

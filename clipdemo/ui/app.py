@@ -185,7 +185,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         progress(0, desc="Loading models")
         request_session = getattr(request, "session_hash", None) if request is not None else None
         request = GenerationRequest(
-            prompt, negative_prompt, num_candidates, steps, guidance, width, height,
+            prompt, negative_prompt or "", num_candidates, steps, guidance, width, height,
             None if seed is None or not str(seed).strip() else str(seed).strip(),
         ).validated()
 
@@ -194,7 +194,7 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         stop_flag = stop_flags.arm(request_session)
         try:
-            result = studio.generate(request, on_step, scorer=scorer, should_stop=stop_flag.is_set)
+            result = studio.generate(request, on_step, scorer=scorer or "auto", should_stop=stop_flag.is_set)
         except Cancelled:
             raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
         for notice in result.notices:
@@ -208,7 +208,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         """Zero-shot classify each image against the labels; returns the first image's label and a table."""
         pil_images, names = _read_uploads(images)
         result = studio.classify(pil_images, labels, template, int(top_k) if top_k else None, names=names,
-                                 scorer=scorer)
+                                 scorer=scorer or "auto")
         for notice in result.notices:
             gr.Warning(notice)
         results = result.images
@@ -224,7 +224,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         """Cosine similarity of every image with every text (one per line), and each pair's CLIPScore."""
         pil_images, names = _read_uploads(images)
         lines = [t for t in (texts or "").splitlines() if t.strip()]
-        result = studio.similarity(pil_images, lines, names=names, scorer=scorer)
+        result = studio.similarity(pil_images, lines, names=names, scorer=scorer or "auto")
         for notice in result.notices:
             gr.Warning(notice)
         figure = similarity_heatmap(result.cosine, result.image_names, result.texts,
@@ -269,10 +269,10 @@ def build_app(studio: Studio) -> gr.Blocks:
         if unknown:
             raise InputError(f"No class folder named '{unknown[0]}' in the zip (folders: {', '.join(image_set.class_names)}).")
         image_set.labels = [overrides.get(n, l) for n, l in zip(image_set.class_names, image_set.labels)]
-        choice = custom_template.strip() if templates == "custom" else templates
+        choice = (custom_template or "").strip() if templates == "custom" else templates
         result = studio.evaluate(image_set, choice or "single", batch_size=32,
                                  progress=lambda done, total: progress((done, total), desc="Classifying", unit="images"),
-                                 scorer=scorer)
+                                 scorer=scorer or "auto")
         for notice in result.notices:
             gr.Warning(notice)
         paths = write_report(result, work + "-report", Path(archive).stem)
@@ -316,13 +316,15 @@ def build_app(studio: Studio) -> gr.Blocks:
         from ..plots import score_distributions
 
         models = {shown(m): m for m in studio.generation_models()}
+        model_a, model_b = model_a or next(iter(models)), model_b or next(iter(models))  # None: the first model
         if model_a not in models or model_b not in models:
             raise InputError(f"Choose models from the list: {', '.join(models)}.")
-        a = Setting(models[model_a], int(steps_a), float(guidance_a), scheduler_a, negative_a or "")
-        b = Setting(models[model_b], int(steps_b), float(guidance_b), scheduler_b, negative_b or "")
+        a = Setting(models[model_a], int(steps_a), float(guidance_a), scheduler_a or "default", negative_a or "")
+        b = Setting(models[model_b], int(steps_b), float(guidance_b), scheduler_b or "default", negative_b or "")
         seed_value = None if seed is None or not str(seed).strip() else str(seed).strip()
         progress(0, desc="Generating A and B")
-        result = studio.compare(prompt, seed_value, num_candidates, a, b, int(width), int(height), scorer=scorer)
+        result = studio.compare(prompt, seed_value, num_candidates, a, b, int(width), int(height),
+                                scorer=scorer or "auto")
         for notice in dict.fromkeys(result.a.notices + result.b.notices):
             gr.Warning(notice)
         gallery_a, _, _ = _publish(result.a)
@@ -395,7 +397,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=2):
                     prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2)
-                    negative = gr.Textbox(label="Negative prompt", placeholder="blurry, low quality")
+                    negative = gr.Textbox(value="", label="Negative prompt", placeholder="blurry, low quality")
                     with gr.Row():
                         n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Candidates")
                         steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label="Steps")
@@ -450,7 +452,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                             gr.Slider(1, MAX_STEPS, value=side_steps[side], step=1, label="Steps"),
                             gr.Slider(0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="Guidance"),
                             gr.Dropdown(list(SCHEDULERS), value="default", label="Scheduler"),
-                            gr.Textbox(label="Negative prompt"),
+                            gr.Textbox(value="", label="Negative prompt"),
                         ])
             cmp_go = gr.Button("Compare", variant="primary", elem_id="compare-button")
             with gr.Row():
@@ -535,11 +537,12 @@ def build_app(studio: Studio) -> gr.Blocks:
                 with gr.Column():
                     archive = gr.File(label="Zip of class folders (one folder of images per class)",
                                       file_types=[".zip"], elem_id="eval-zip")
-                    label_lines = gr.Textbox(label="Labels (optional, one 'folder: label' per line)", lines=3,
-                                             placeholder="cat: 猫\ndog: 狗")
+                    label_lines = gr.Textbox(value="", label="Labels (optional, one 'folder: label' per line)",
+                                             lines=3, placeholder="cat: 猫\ndog: 狗")
                     templates = gr.Dropdown(["single", "cifar", "imagenet", "zh", "custom"], value="single",
                                             label="Templates (single picks the labels' language)")
-                    custom = gr.Textbox(label="Custom template", placeholder="a photo of a {}, a type of pet.")
+                    custom = gr.Textbox(value="", label="Custom template",
+                                        placeholder="a photo of a {}, a type of pet.")
                     eval_go = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
                 with gr.Column():
                     eval_summary = gr.Markdown(label="summary")

@@ -178,6 +178,29 @@ class Studio:
             return [("clip", clip)], [f"PickScore is unavailable, so images are ranked by CLIPScore alone. {exc}"]
         return [("clip", clip), ("pickscore", pick)], []
 
+    def helpers(self) -> dict[str, str]:
+        """Each optional helper model and its state, in words for the page: on, off, or one click away."""
+        s = self.settings
+        if s.pick_model == "none":
+            pick = "off (not configured)"
+        elif self.pickscore_default:
+            pick = f"on ({display_name(s.pick_model)}, loads with the first generate; untick PickScore to skip it)"
+        else:
+            pick = (f"off on the CPU, one click away: tick PickScore in Generate ({display_name(s.pick_model)}, "
+                    "a ViT-H/14 that adds about a fifth to a run here)")
+        if s.moderation == "off":
+            moderation = "off (set by the operator)"
+        else:
+            checker = "a CLIP concept check" if s.safety_model == "concepts" else display_name(s.safety_model)
+            moderation = f"{s.moderation}: {checker}, loads with the first generate"
+        cpu_tiny = self.device.type == "cpu" and s.decoder == "auto"
+        decoder = ("TAESD on the CPU (--decoder full for the full VAE)" if cpu_tiny
+                   else "the pipeline's VAE" if s.decoder in ("auto", "full") else display_name(s.decoder))
+        chinese = (f"{display_name(s.zh_clip_model)} scores Chinese text; "
+                   + (f"{display_name(s.translator)} translates Chinese prompts" if s.zh_mode == "translate"
+                      else f"{display_name(s.zh_sd_model)} draws them") + "; both load with the first Chinese text")
+        return {"PickScore": pick, "moderation": moderation, "decoder": decoder, "Chinese": chinese}
+
     def model_sources(self, model_ids: dict[str, str | None]) -> dict[str, dict[str, str]]:
         """{role: {"model", "weights"}} for the given roles' models that were loaded (weights: which file)."""
         return {role: {"model": display_name(model_id), "weights": MODELS.weights[model_id]}

@@ -159,6 +159,9 @@ def _describe(result) -> str:
     )
     if result.translated_prompt:
         info += f"\n\nTranslated for the pipeline: *{result.translated_prompt}* (ranked against the prompt as typed)."
+    if result.models:
+        info += "\n\nWeights: " + " · ".join(f"{role.replace('_', ' ')} {m['model']} ({m['weights']})"
+                                            for role, m in result.models.items())
     if result.notices:
         info += "\n\n" + "\n".join(f"- ⚠️ {n}" for n in result.notices)
     return info
@@ -178,6 +181,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         height: int,
         seed: str,
         scorer: str = "auto",
+        pickscore: bool | None = None,
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
@@ -194,7 +198,8 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         stop_flag = stop_flags.arm(request_session)
         try:
-            result = studio.generate(request, on_step, scorer=scorer or "auto", should_stop=stop_flag.is_set)
+            result = studio.generate(request, on_step, scorer=scorer or "auto", should_stop=stop_flag.is_set,
+                                     pickscore=pickscore)
         except Cancelled:
             raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
         for notice in result.notices:
@@ -385,8 +390,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             "# clipdemo\nGenerate candidates with Stable Diffusion, rank them with CLIP, and explore CLIP "
             f"zero-shot.\n\nModels: **{shown(s.sd_model)}** (generation), **{shown(s.clip_model)}** (CLIP) · "
             f"device {studio.device.type}, {str(studio.dtype).replace('torch.', '')} · loaded on first use."
-            + f"\n\nRanking: {'CLIPScore' if s.pick_model == 'none' else 'CLIPScore + PickScore (when it loads)'}, "
-            f"sorted by {s.rank_by} · moderation: {s.moderation} ({shown(s.safety_model)})"
+            + f"\n\nRanking: CLIPScore, sorted by {s.rank_by}. Helpers: "
+            + " · ".join(f"**{name}** {state}" for name, state in studio.helpers().items())
             + "".join(f"\n\n> ⚠️ {notice}" for notice in studio.notices),
             elem_id="model-banner",
         )
@@ -406,6 +411,11 @@ def build_app(studio: Studio) -> gr.Blocks:
                         width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
                         height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
                         seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
+                    pickscore = gr.Checkbox(value=studio.pickscore_default, label="PickScore",
+                                            interactive=s.pick_model != "none", elem_id="pickscore-box",
+                                            info="also score with PickScore (human-preference CLIP-H; "
+                                                 + ("about a fifth more time on this CPU" if studio.device.type == "cpu"
+                                                    else "cheap on a GPU") + ", loads on first use)")
                     with gr.Row():
                         go = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=3)
                         # Shown only while this page's generation runs.
@@ -422,7 +432,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             gen_event = go.click(lambda: gr.Button(visible=True), None, stop_button, queue=False,
                                  api_visibility="private")
             gen_event = gen_event.then(_user_errors(on_gpu(generate)),
-                                       [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice],
+                                       [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice,
+                                        pickscore],
                                        [gallery, ranking, info, download, last_run], api_name="generate",
                                        concurrency_limit=1)
             gen_event.then(lambda: gr.Button(visible=False), None, stop_button, queue=False,

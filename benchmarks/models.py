@@ -62,3 +62,90 @@ def save_clip_b32_architecture(folder: Path) -> Path:
     CLIPModel(CLIPConfig()).save_pretrained(folder)
     CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer()).save_pretrained(folder)
     return folder
+
+
+def save_pickscore_architecture(folder: Path) -> Path:
+    """PickScore_v1 is a CLIP ViT-H/14 (LAION's OpenCLIP-H as a transformers CLIPModel)."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                         hidden_act="gelu", vocab_size=49408),
+        vision_config=dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+                           patch_size=14, image_size=224, hidden_act="gelu"),
+        projection_dim=1024,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer()).save_pretrained(folder)
+    return folder
+
+
+def save_safety_checker_architecture(folder: Path) -> Path:
+    """CompVis' checker: the CLIP ViT-L/14 vision tower, its 768-d projection and 17 + 3 concept embeddings."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+        vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                           patch_size=14, image_size=224),
+        projection_dim=768,
+    )
+    StableDiffusionSafetyChecker(config).save_pretrained(folder)
+    CLIPImageProcessor().save_pretrained(folder)
+    return folder
+
+
+def save_chinese_clip_b16_architecture(folder: Path) -> Path:
+    """OFA-Sys/chinese-clip-vit-base-patch16: RoBERTa-wwm-base text tower (21128 tokens) and ViT-B/16."""
+    from transformers import (BertTokenizer, ChineseCLIPConfig, ChineseCLIPImageProcessor, ChineseCLIPModel,
+                              ChineseCLIPProcessor)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    characters = [chr(c) for c in range(0x4E00, 0x4E00 + 21128 - len(specials))]  # the vocab's size, CJK filled
+    (folder / "vocab.txt").write_text("\n".join(specials + characters) + "\n", encoding="utf-8")
+    tokenizer_ = BertTokenizer(vocab=str(folder / "vocab.txt"), model_max_length=52)
+    torch.manual_seed(0)
+    config = ChineseCLIPConfig(
+        text_config=dict(vocab_size=21128, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                         num_attention_heads=12, max_position_embeddings=512),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                           patch_size=16, image_size=224),
+        projection_dim=512,
+    )
+    ChineseCLIPModel(config).save_pretrained(folder)
+    ChineseCLIPProcessor(image_processor=ChineseCLIPImageProcessor(), tokenizer=tokenizer_).save_pretrained(folder)
+    return folder
+
+
+def save_opus_mt_architecture(folder: Path) -> Path:
+    """Helsinki-NLP/opus-mt-zh-en: a 6+6-layer MarianMT, d_model 512, 65001 tokens (SentencePiece trained here)."""
+    import json
+
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    from tests.multilingual_models import (_chinese_sentences, _english_sentences, _sentencepiece_pieces,
+                                           _train_sentencepiece)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = _train_sentencepiece(_chinese_sentences(), vocab_size=100)
+    target = _train_sentencepiece(_english_sentences(), vocab_size=100)
+    (folder / "source.spm").write_bytes(source)
+    (folder / "target.spm").write_bytes(target)
+    tokens = ["</s>", "<unk>"] + [piece for piece, _ in _sentencepiece_pieces(source) + _sentencepiece_pieces(target)]
+    tokens = list(dict.fromkeys(tokens)) + ["<pad>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
+    tokenizer_ = MarianTokenizer(source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"),
+                                 vocab=str(folder / "vocab.json"), source_lang="zh", target_lang="en")
+    torch.manual_seed(0)
+    pad, eos = tokenizer_.pad_token_id, tokenizer_.eos_token_id
+    config = MarianConfig(vocab_size=65001, d_model=512, encoder_layers=6, decoder_layers=6,
+                          encoder_attention_heads=8, decoder_attention_heads=8, encoder_ffn_dim=2048,
+                          decoder_ffn_dim=2048, max_position_embeddings=512, pad_token_id=pad,
+                          decoder_start_token_id=pad, eos_token_id=eos, forced_eos_token_id=eos)
+    MarianMTModel(config).save_pretrained(folder)
+    tokenizer_.save_pretrained(folder)
+    return folder

@@ -69,14 +69,25 @@ def _blob(repo: Path, data: bytes) -> Path:
     return path
 
 
-def _snapshot(repo: Path, ref: str, files: dict[str, bytes]) -> Path:
+def _linked_blob(repo: Path, source: Path) -> Path:
+    """A blob that links to a large saved file instead of copying it (offline loads do not check hashes)."""
+    digest = hashlib.sha256(f"{source.resolve()}:{source.stat().st_size}".encode()).hexdigest()
+    path = repo / "blobs" / digest
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(source.resolve())
+    return path
+
+
+def _snapshot(repo: Path, ref: str, files: dict[str, bytes | Path]) -> Path:
     """Write files as one commit's snapshot (links into blobs/, as huggingface_hub does) and point ref at it."""
-    commit = hashlib.sha1(repr(sorted((k, hashlib.sha1(v).hexdigest()) for k, v in files.items())).encode()).hexdigest()
+    fingerprint = sorted((k, str(v) if isinstance(v, Path) else hashlib.sha1(v).hexdigest()) for k, v in files.items())
+    commit = hashlib.sha1(repr(fingerprint).encode()).hexdigest()
     snapshot = repo / "snapshots" / commit
     for name, data in files.items():
         target = snapshot / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        blob = _blob(repo, data)
+        blob = _linked_blob(repo, data) if isinstance(data, Path) else _blob(repo, data)
         if not target.exists():
             target.symlink_to(Path("../" * (name.count("/") + 2)) / "blobs" / blob.name)
     ref_file = repo / "refs" / ref
@@ -97,27 +108,34 @@ def _as_bin(safetensors_file: Path) -> bytes:
     return buffer.getvalue()
 
 
-def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = None) -> Path:
+def _bin_name(name: str) -> str:
+    """model.safetensors -> pytorch_model.bin; diffusion_pytorch_model.safetensors -> diffusion_pytorch_model.bin."""
+    folder, _, file = name.rpartition("/")
+    file = "pytorch_model.bin" if file == "model.safetensors" else file.replace(".safetensors", ".bin")
+    return f"{folder}/{file}" if folder else file
+
+
+def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = None, link: bool = False) -> Path:
     """Put the model saved in folder `saved` into the cache under `repo_id`, laid out as `layout` says.
 
+    `link`: safetensors blobs link to the saved files instead of copying them (for multi-GB models).
     Returns the repository's cache folder.
     """
     layout = layout or LAYOUTS[repo_id]
     repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
-    main: dict[str, bytes] = {}
-    pr: dict[str, bytes] = {}
+    main: dict[str, bytes | Path] = {}
+    pr: dict[str, bytes | Path] = {}
     for path in sorted(p for p in Path(saved).rglob("*") if p.is_file()):
         name = path.relative_to(saved).as_posix()
         if name in layout.drop:
             continue
         if path.name in WEIGHTS:
             if layout.main_weights == "safetensors":
-                main[name] = path.read_bytes()
+                main[name] = path if link else path.read_bytes()
             elif layout.main_weights == "bin":
-                main[name.replace(".safetensors", ".bin").replace("model.bin", "pytorch_model.bin")
-                     if path.name == "model.safetensors" else name.replace(".safetensors", ".bin")] = _as_bin(path)
+                main[_bin_name(name)] = _as_bin(path)
             if layout.pr_safetensors:
-                pr[name] = path.read_bytes()
+                pr[name] = path if link else path.read_bytes()
         else:
             main[name] = path.read_bytes()
     _snapshot(repo, "main", main)

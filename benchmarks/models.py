@@ -136,7 +136,8 @@ def save_opus_mt_architecture(folder: Path) -> Path:
     (folder / "source.spm").write_bytes(source)
     (folder / "target.spm").write_bytes(target)
     tokens = ["</s>", "<unk>"] + [piece for piece, _ in _sentencepiece_pieces(source) + _sentencepiece_pieces(target)]
-    tokens = list(dict.fromkeys(tokens)) + ["<pad>"]
+    tokens = list(dict.fromkeys(tokens))
+    tokens += [f"▁w{i}" for i in range(65000 - len(tokens))] + ["<pad>"]  # the real vocabulary's size: 65001
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
     tokenizer_ = MarianTokenizer(source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"),
                                  vocab=str(folder / "vocab.json"), source_lang="zh", target_lang="en")

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="start the web app")
     v.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to listen on (default 127.0.0.1; Spaces set GRADIO_SERVER_NAME)")
-    v.add_argument("--port", type=int, default=7860)
+    v.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
+                   help="port to listen on (default 7860; Spaces set GRADIO_SERVER_PORT)")
     v.add_argument("--share", action="store_true", help="ask gradio for a public link (off by default)")
     v.add_argument("--compare-models", nargs="+", help="extra text-to-image models the Compare tab may pick "
                    "(env CLIPDEMO_COMPARE_MODELS, comma-separated)")

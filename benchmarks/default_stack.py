@@ -239,6 +239,7 @@ def server_memory(home: Path, work: Path) -> dict:
 GPU_ESTIMATE_CHILD = r'''
 import json, torch
 from pathlib import Path
+from clipdemo.config import DEFAULT_PICK_PROCESSOR
 from clipdemo.loading import MODELS, ModelSpec, load_clip, load_safety_checker, load_text2image, load_translator
 
 cpu, bf16 = torch.device("cpu"), torch.bfloat16
@@ -248,7 +249,8 @@ pipe = load_text2image(spec("stabilityai/sd-turbo"), cpu, bf16)
 counts = {"unet": params(pipe.unet), "text_encoder": params(pipe.text_encoder), "vae": params(pipe.vae)}
 for role, model_id in {"clip": "openai/clip-vit-base-patch32", "pickscore": "yuvalkirstain/PickScore_v1",
                        "zh_clip": "OFA-Sys/chinese-clip-vit-base-patch16"}.items():
-    counts[role] = params(load_clip(spec(model_id), cpu, bf16)[0])
+    processor = DEFAULT_PICK_PROCESSOR if role == "pickscore" else None
+    counts[role] = params(load_clip(spec(model_id), cpu, bf16, processor)[0])
     MODELS.clear()
 counts["safety_checker"] = params(load_safety_checker(spec("CompVis/stable-diffusion-safety-checker"), cpu, bf16)[0])
 translator_params = params(load_translator(spec("Helsinki-NLP/opus-mt-zh-en"), cpu)[0])  # stays fp32
@@ -276,12 +278,14 @@ def run(rounds: int) -> dict:
     home = work / "hf"
     print("building the default models' architectures (random weights) in a Hub cache ...", flush=True)
     build_cache(home, work / "saved")
-    print("timing a default generate against the CLIP-only path ...", flush=True)
-    timing = run_child(TIMING_CHILD, home, str(rounds), PROMPT, PROMPT_ZH)
-    print("serving `python app.py` and using every tab once ...", flush=True)
-    memory = server_memory(home, work)
     print("estimating fp16 GPU memory ...", flush=True)
     gpu = run_child(GPU_ESTIMATE_CHILD, home)
+    print("timing a default generate against the CLIP-only path ...", flush=True)
+    timing = run_child(TIMING_CHILD, home, str(rounds), PROMPT, PROMPT_ZH)
+    print("RAW_TIMING=" + json.dumps(timing), flush=True)  # kept in the log if a later step fails
+    print("serving `python app.py` and using every tab once ...", flush=True)
+    memory = server_memory(home, work)
+    print("RAW_MEMORY=" + json.dumps(memory), flush=True)
 
     medians = timing["medians_s"]
     clip_only = medians["clip_only"]

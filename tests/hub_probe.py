@@ -46,7 +46,8 @@ def main() -> None:
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import AutoModel, AutoModelForSeq2SeqLM
 
-    settings = resolve_settings(dtype="fp32", pickscore="on")  # every default model, PickScore included
+    # Every default model, PickScore and CompVis' checker (the GPU default) included.
+    settings = resolve_settings(dtype="fp32", pickscore="on", safety_model="CompVis/stable-diffusion-safety-checker")
     report: dict = {"models": {}}
     clip_likes = {"clip": settings.clip_model, "zh_clip": settings.zh_clip_model, "pickscore": settings.pick_model}
     image = Image.new("RGB", (224, 224), (200, 30, 30))

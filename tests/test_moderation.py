@@ -166,3 +166,33 @@ def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
         assert "flagged" in gallery[0]["caption"]
     finally:
         demo.close()
+
+
+def test_the_page_names_each_helper_and_its_pickscore_box_adds_the_score(tiny_sd_dir, tiny_clip_dir, pickscore_dir):
+    from gradio_client import Client
+
+    from clipdemo.ui import build_app
+    from tests.servers import launch_local
+
+    studio = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), moderation="off")
+    helpers = studio.helpers()
+    assert helpers["PickScore"].startswith("off on the CPU, one click away")
+    assert helpers["moderation"].startswith("off") and helpers["decoder"] == "the pipeline's VAE"
+    assert "load with the first Chinese text" in helpers["Chinese"]
+    gpu = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), device="cuda").helpers()
+    assert gpu["PickScore"].startswith("on") and gpu["moderation"].startswith("auto")
+    demo = build_app(studio)
+    banner = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-banner").value
+    assert all(state in banner for state in helpers.values())
+    url = launch_local(demo.queue(max_size=8))
+    try:
+        client = Client(url, verbose=False)
+        small = dict(num_candidates=2, width=64, height=64)
+        _, table, info, _ = client.predict("a red circle", **small, api_name="/generate")  # the CPU default: no PickScore
+        assert "PickScore" not in table["headers"] and "pickscore" not in info
+        _, table, info, _ = client.predict("a red circle", **small, pickscore=True, api_name="/generate")  # ticked
+        assert table["headers"][:4] == ["rank", "seed", "CLIP score", "PickScore"]
+        assert all(row[3] is not None for row in table["data"])
+        assert f"pickscore {pickscore_dir.name} (safetensors)" in info
+    finally:
+        demo.close()

@@ -185,14 +185,14 @@ def peak_rss_of(pid: int) -> tuple[float, float]:
     return value["VmHWM"] / GIB, value["VmRSS"] / GIB
 
 
-def server_memory(home: Path, work: Path) -> dict:
+def server_memory(home: Path, work: Path, **extra_env: str) -> dict:
     """Step 2: `python app.py`, every tab once (a Chinese prompt too), then the server's peak RSS."""
     import zipfile
 
     from gradio_client import Client, handle_file
 
     port = free_port()
-    env = child_env(home) | {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    env = child_env(home) | {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)} | extra_env
     log = open(work / "server.log", "w")
     server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
@@ -287,6 +287,9 @@ def run(rounds: int) -> dict:
     print("serving `python app.py` and using every tab once ...", flush=True)
     memory = server_memory(home, work)
     print("RAW_MEMORY=" + json.dumps(memory), flush=True)
+    print("the same server in fp32, as on a CPU without native bf16 ...", flush=True)
+    memory_fp32 = server_memory(home, work, CLIPDEMO_DTYPE="fp32")
+    print("RAW_MEMORY_FP32=" + json.dumps(memory_fp32), flush=True)
 
     medians = timing["medians_s"]
     clip_only = medians["clip_only"]
@@ -302,9 +305,12 @@ def run(rounds: int) -> dict:
         "default_plus_pickscore_vs_clip_only_per_image": round(medians["default_plus_pickscore"] / clip_only, 4),
         "compvis_checker_vs_clip_only_per_image": round(medians["compvis_checker"] / clip_only, 4),
         "default_peak_rss_gib": round(memory["peak_gib"], 2),
+        "fp32_peak_rss_gib": round(memory_fp32["peak_gib"], 2),
         "helper_shares": helper_shares,
         "helper_shares_with_pickscore": {k: round(v, 4) for k, v in
                                          timing["profiles"]["default_plus_pickscore"]["shares"].items() if k in helpers},
+        "helper_shares_with_compvis_checker": {k: round(v, 4) for k, v in
+                                               timing["profiles"]["compvis_checker"]["shares"].items() if k in helpers},
         "helper_shares_chinese_prompt": {k: round(v, 4) for k, v in
                                          timing["profiles"]["default_chinese"]["shares"].items() if k in helpers},
         "chinese_vs_english_default_generate": round(timing["profiles"]["default_chinese"]["generate_s"]
@@ -328,6 +334,7 @@ def run(rounds: int) -> dict:
         "decoder": timing["decoder"],
         "models_as_loaded": timing["models"],
         "server_memory": memory,
+        "server_memory_fp32": memory_fp32,
         "gpu_fp16_estimate": {"weights_gib": {k: round(v, 3) for k, v in fp16.items()},
                               "activations_gib": round(gpu["activation_bytes"] / GIB, 3),
                               "cuda_context_gib": cuda_context_gib, "total_gib": round(gpu_total, 2),
@@ -336,7 +343,8 @@ def run(rounds: int) -> dict:
         "notes": ["The random-weight translator never emits its end token, so it decodes to the 96-token cap: "
                   "an upper bound on the Chinese path (real translations of short prompts stop after 10-20 tokens).",
                   "Shares come from forward hooks on each model; 'other' is the rest of the generate (scheduler, "
-                  "image conversion, preprocessing)."],
+                  "image conversion, preprocessing). In the default, 'clip' counts the CLIP image tower for ranking "
+                  "and for the concept check."],
     }
 
 
@@ -351,6 +359,7 @@ def report(data: dict) -> None:
         ("helper shares (+ PickScore)", json.dumps(s["helper_shares_with_pickscore"])),
         ("helper shares (Chinese prompt)", json.dumps(s["helper_shares_chinese_prompt"])),
         ("server peak RSS, every tab used", f"{s['default_peak_rss_gib']:.2f} GiB  (bar 14)"),
+        ("the same in fp32", f"{s['fp32_peak_rss_gib']:.2f} GiB"),
         ("GPU fp16 estimate", f"{s['gpu_fp16_estimate_gib']:.2f} GiB  (bar 12)"),
     ])
 

@@ -123,24 +123,11 @@ def save_chinese_clip_b16_architecture(folder: Path) -> Path:
 
 def save_opus_mt_architecture(folder: Path) -> Path:
     """Helsinki-NLP/opus-mt-zh-en: a 6+6-layer MarianMT, d_model 512, 65001 tokens (SentencePiece trained here)."""
-    import json
+    from transformers import MarianConfig, MarianMTModel
 
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+    from tests.multilingual_models import save_marian_tokenizer
 
-    from tests.multilingual_models import (_chinese_sentences, _english_sentences, _sentencepiece_pieces,
-                                           _train_sentencepiece)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    source = _train_sentencepiece(_chinese_sentences(), vocab_size=100)
-    target = _train_sentencepiece(_english_sentences(), vocab_size=100)
-    (folder / "source.spm").write_bytes(source)
-    (folder / "target.spm").write_bytes(target)
-    tokens = ["</s>", "<unk>"] + [piece for piece, _ in _sentencepiece_pieces(source) + _sentencepiece_pieces(target)]
-    tokens = list(dict.fromkeys(tokens))
-    tokens += [f"▁w{i}" for i in range(65000 - len(tokens))] + ["<pad>"]  # the real vocabulary's size: 65001
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
-    tokenizer_ = MarianTokenizer(source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"),
-                                 vocab=str(folder / "vocab.json"), source_lang="zh", target_lang="en")
+    tokenizer_ = save_marian_tokenizer(folder, size=65001, model_max_length=512)
     torch.manual_seed(0)
     pad, eos = tokenizer_.pad_token_id, tokenizer_.eos_token_id
     config = MarianConfig(vocab_size=65001, d_model=512, encoder_layers=6, decoder_layers=6,

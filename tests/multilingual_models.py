@@ -150,9 +150,11 @@ def save_tiny_altclip(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def save_tiny_marian(folder: Path, seed: int = 0) -> Path:
-    """Tiny Chinese->English MarianMTModel + MarianTokenizer (source/target SentencePiece models trained here)."""
-    from transformers import GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer
+def save_marian_tokenizer(folder: Path, size: int | None = None, model_max_length: int = 64):
+    """MarianTokenizer: source/target SentencePiece models trained here and one shared vocab.json like the
+    opus-mt models (</s>=0, <unk>=1, the pieces of both languages, <pad> last). `size` fills the vocab with
+    placeholder pieces up to that many ids, the size of a real model's embedding."""
+    from transformers import MarianTokenizer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,20 +162,28 @@ def save_tiny_marian(folder: Path, seed: int = 0) -> Path:
     target = _train_sentencepiece(_english_sentences(), vocab_size=100)
     (folder / "source.spm").write_bytes(source)
     (folder / "target.spm").write_bytes(target)
-    # One shared vocab like the opus-mt models: </s>=0, <unk>=1, the pieces of both languages, <pad> last.
     tokens = ["</s>", "<unk>"] + [piece for piece, _ in _sentencepiece_pieces(source) + _sentencepiece_pieces(target)]
-    tokens = list(dict.fromkeys(tokens)) + ["<pad>"]
+    tokens = list(dict.fromkeys(tokens))
+    tokens += [f"▁w{i}" for i in range((size or len(tokens) + 1) - len(tokens) - 1)] + ["<pad>"]
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}, ensure_ascii=False),
                                        encoding="utf-8")
     tokenizer = MarianTokenizer(source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"),
                                 vocab=str(folder / "vocab.json"), source_lang="zh", target_lang="en",
-                                model_max_length=64)
+                                model_max_length=model_max_length)
     assert len(tokenizer) == len(tokens)
+    return tokenizer
 
+
+def save_tiny_marian(folder: Path, seed: int = 0) -> Path:
+    """Tiny Chinese->English MarianMTModel + MarianTokenizer (source/target SentencePiece models trained here)."""
+    from transformers import GenerationConfig, MarianConfig, MarianMTModel
+
+    folder = Path(folder)
+    tokenizer = save_marian_tokenizer(folder)
     torch.manual_seed(seed)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     config = MarianConfig(
-        vocab_size=len(tokens), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
         pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=eos, forced_eos_token_id=eos,
     )

@@ -399,7 +399,7 @@ def test_ui_endpoints_are_as_documented(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = lambda endpoint: [p["parameter_name"] for p in api[endpoint]["parameters"]]  # noqa: E731
     assert names("/generate") == ["prompt", "negative_prompt", "num_candidates", "steps", "guidance", "width",
-                                  "height", "seed", "scorer"]
+                                  "height", "seed", "scorer", "pickscore"]
     assert names("/classify") == ["images", "labels", "template", "top_k", "scorer"]
     assert names("/similarity") == ["images", "texts", "scorer"]
 

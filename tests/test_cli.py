@@ -46,14 +46,16 @@ def test_generate_writes_manifest_exactly_as_specified(tiny_sd_dir, tiny_clip_di
         "a dog wearing glasses", "blurry", 2, 1.5)
     assert (written["width"], written["height"]) == (64, 72)
     assert written["sd_model"] == str(tiny_sd_dir) and written["clip_model"] == str(tiny_clip_dir)
+    assert written["models"]["clip"] == {"model": tiny_clip_dir.name, "weights": "safetensors"}
     images = written["images"]
     assert [e["rank"] for e in images] == [1, 2, 3]
     assert sorted(e["seed"] for e in images) == [5, 6, 7]
     scores = [e["clip_score"] for e in images]
     assert scores == sorted(scores, reverse=True)
     for entry in images:
-        assert set(entry) == {"rank", "seed", "clip_score", "scores", "file"}
+        assert set(entry) == {"rank", "seed", "clip_score", "scores", "file", "moderation"}
         assert entry["scores"] == {"clip": entry["clip_score"]}
+        assert entry["moderation"]["checker"] == f"CLIP concepts ({tiny_clip_dir.name})"  # the CPU default
         assert not Path(entry["file"]).is_absolute()
         assert Image.open(out / entry["file"]).size == (64, 72)
 

@@ -113,11 +113,18 @@ def test_safety_checker_blurs_the_flagged_image_and_threshold_matters(tiny_sd_di
 
 
 def test_moderation_modes_without_a_checker(tiny_sd_dir, tiny_clip_dir):
-    auto = make(tiny_sd_dir, tiny_clip_dir, moderation="auto").generate(REQUEST)  # default checker: offline
+    from dataclasses import replace
+
+    def unreachable(moderation):  # a preset's checker (not one the user named) that cannot load offline
+        studio = make(tiny_sd_dir, tiny_clip_dir, moderation=moderation)
+        studio.settings = replace(studio.settings, safety_model="someone/unreachable-safety-checker")
+        return studio
+
+    auto = unreachable("auto").generate(REQUEST)
     assert any("Moderation unavailable" in n for n in auto.notices)
     assert all(i.moderation is None for i in auto.images)
     with pytest.raises(ModelLoadError, match="no image is shown"):
-        make(tiny_sd_dir, tiny_clip_dir, moderation="on").generate(REQUEST)
+        unreachable("on").generate(REQUEST)
     off = make(tiny_sd_dir, tiny_clip_dir, moderation="off").generate(REQUEST)
     assert not any("Moderation" in n for n in off.notices)
 
@@ -180,7 +187,12 @@ def test_the_page_names_each_helper_and_its_pickscore_box_adds_the_score(tiny_sd
     assert helpers["moderation"].startswith("off") and helpers["decoder"] == "the pipeline's VAE"
     assert "load with the first Chinese text" in helpers["Chinese"]
     gpu = make(tiny_sd_dir, tiny_clip_dir, pick_model=str(pickscore_dir), device="cuda").helpers()
-    assert gpu["PickScore"].startswith("on") and gpu["moderation"].startswith("auto")
+    assert gpu["PickScore"].startswith("on") and gpu["moderation"] == ("auto: CompVis/stable-diffusion-safety-checker, "
+                                                                       "loads with the first generate")
+    # On the CPU the default checker is the concept check over the loaded CLIP; CompVis' stays one flag away.
+    assert make(tiny_sd_dir, tiny_clip_dir).helpers()["moderation"].startswith("auto: a CLIP concept check")
+    named = make(tiny_sd_dir, tiny_clip_dir, safety_model="CompVis/stable-diffusion-safety-checker")
+    assert named.settings.safety_model == "CompVis/stable-diffusion-safety-checker"
     demo = build_app(studio)
     banner = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-banner").value
     assert all(state in banner for state in helpers.values())

@@ -338,8 +338,7 @@ class Studio:
                 translation, more = self.translate(request.prompt)
                 notices += more
                 if translation:
-                    model_request = GenerationRequest(translation, request.negative_prompt, request.n, request.steps,
-                                                      request.guidance, request.width, request.height, request.seed)
+                    model_request = replace(request, prompt=translation)
         known = len(self.notices)
         pipe = self.pipeline(model_id)
         notices += self.notices[known:]  # e.g. the decoder fell back while loading
@@ -348,8 +347,7 @@ class Studio:
         candidates, fewer = self._generate_within_memory(pipe, model_request, progress, should_stop)
         if fewer:
             notices.append(fewer)
-            request = GenerationRequest(request.prompt, request.negative_prompt, len(candidates), request.steps,
-                                        request.guidance, request.width, request.height, request.seed)
+            request = replace(request, n=len(candidates))
         scorers, more = self.ranking_scorers(clip, pickscore)
         notices += more
         rank_by = self.settings.rank_by if self.settings.rank_by in dict(scorers) else "clip"
@@ -399,8 +397,7 @@ class Studio:
 
         n = request.n
         while True:
-            attempt = GenerationRequest(request.prompt, request.negative_prompt, n, request.steps, request.guidance,
-                                        request.width, request.height, request.seed)
+            attempt = replace(request, n=n)
             with self._lock:
                 pipe_lock = self._pipe_locks.setdefault(id(pipe.unet), threading.Lock())
             try:
@@ -448,8 +445,7 @@ class Studio:
         a, b = a.check(), b.check()
         first = GenerationRequest(prompt, a.negative_prompt, n, a.steps, a.guidance, width or d.width,
                                   height or d.height, seed).validated()
-        second = GenerationRequest(prompt, b.negative_prompt, n, b.steps, b.guidance, width or d.width,
-                                   height or d.height, first.seed).validated()
+        second = replace(first, negative_prompt=b.negative_prompt, steps=b.steps, guidance=b.guidance).validated()
         result_a = self.generate(first, progress, scorer, a.model, a.scheduler)
         result_b = self.generate(second, progress, scorer, b.model, b.scheduler)
         seeds = [first.seed + i for i in range(first.n)]

@@ -9,6 +9,18 @@ for _var in ("CLIPDEMO_SD_MODEL", "CLIPDEMO_CLIP_MODEL", "CLIPDEMO_PRESET", "CLI
 
 import pytest  # noqa: E402
 
+# Suites by file, so `pytest tests -m "not browser and not load"` runs the quicker part.
+MARKS = {"test_browser": "browser", "test_load": "load", "test_ui_server": "integration", "test_space": "integration",
+         "test_hub_cache": "integration", "test_cli": "integration", "test_reliability": "integration",
+         "test_security": "integration"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        mark = MARKS.get(item.path.stem)
+        if mark:
+            item.add_marker(getattr(pytest.mark, mark))
+
 from tests.tiny_models import save_tiny_clip, save_tiny_sd  # noqa: E402
 
 

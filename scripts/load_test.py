@@ -172,7 +172,7 @@ def make_inputs(folder: str | Path, n_images: int = 4, **generation) -> Inputs:
     """Render a few demo-world images into `folder`; all 30 class names as the labels."""
     import numpy as np
 
-    from clipdemo import world
+    from demo_world import world
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

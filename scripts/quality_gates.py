@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:  # run as `python scripts/...` from anywhere
     sys.path.insert(0, str(ROOT))
 
 from clipdemo import Studio, resolve_settings
-from clipdemo.demo_quality import measure
+from demo_world.quality import measure
 
 
 def main() -> None:

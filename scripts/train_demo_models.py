@@ -1,4 +1,4 @@
-"""Train the offline demo models on the procedural shapes world (clipdemo/world.py).
+"""Train the offline demo models on the procedural shapes world (demo_world/world.py).
 
     python scripts/train_demo_models.py            # about 27 minutes on 2 CPU cores, seed 0
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python scripts/...` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from clipdemo import world
+from demo_world import world
 from clipdemo.config import ASSETS_DIR, TOKENIZER_DIR
 
 IMAGE_SIZE = 64

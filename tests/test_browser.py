@@ -148,7 +148,7 @@ def test_compare_tab_runs_both_settings(page):
 
 
 def test_zero_shot_tab_classifies_a_green_star(page, tmp_path):
-    from clipdemo import world
+    from demo_world import world
 
     image, _ = world.render("green", "star", np.random.default_rng(5))
     path = tmp_path / "green-star.png"

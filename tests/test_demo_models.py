@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from clipdemo import Studio, resolve_settings, world
+from clipdemo import Studio, resolve_settings
+from demo_world import world
 from clipdemo.cli import main
 from clipdemo.config import PRESETS
-from clipdemo.demo_quality import HELD_OUT_SEED, match_rates, measure
+from demo_world.quality import HELD_OUT_SEED, match_rates, measure
 
 NO_GUIDANCE_STEPS = 20
 

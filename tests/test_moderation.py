@@ -130,7 +130,7 @@ def test_moderation_modes_without_a_checker(tiny_sd_dir, tiny_clip_dir):
 
 
 def test_demo_concept_check_flags_a_purple_star():
-    from clipdemo import world
+    from demo_world import world
 
     studio = Studio(resolve_settings(preset="demo"))
     rng = np.random.default_rng(3)
@@ -157,7 +157,7 @@ def test_demo_moderation_blurs_its_concept_but_not_the_examples():
 def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
     from gradio_client import Client, handle_file
 
-    from clipdemo import world
+    from demo_world import world
     from clipdemo.ui import build_app
 
     from tests.servers import launch_local

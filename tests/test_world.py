@@ -1,6 +1,6 @@
 import numpy as np
 
-from clipdemo import world
+from demo_world import world
 from clipdemo.text import has_cjk
 
 
@@ -67,3 +67,16 @@ def test_shape_judge_says_none_without_a_foreground_and_names_a_blob_by_its_geom
     bar = Image.new("RGB", (64, 64), (240, 240, 240))
     ImageDraw.Draw(bar).rectangle((4, 28, 60, 36), fill=(40, 165, 60))  # a thin bar is no circle or star
     assert world.judge_shape(bar) not in ("circle", "star")
+
+
+def test_the_runtime_package_never_imports_the_demo_world():
+    import subprocess
+    import sys
+
+    code = ("import pkgutil, importlib, sys, clipdemo\n"
+            "for m in pkgutil.walk_packages(clipdemo.__path__, 'clipdemo.'):\n"
+            "    m.name.endswith('__main__') or importlib.import_module(m.name)\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] == 'demo_world'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

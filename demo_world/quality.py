@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from . import world
-from .generation import GenerationRequest
-from .studio import Studio
+from clipdemo.generation import GenerationRequest
+from clipdemo.studio import Studio
 
 HELD_OUT_SEED = 10_000  # training used seeds 1-3; these images were never seen
 ZH_TEMPLATE = "一张{}的照片"

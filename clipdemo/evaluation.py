@@ -21,17 +21,16 @@ from .datasets import ImageSet
 from .errors import InputError
 from .images import load_image
 from .scoring import ClipScorer
-from .text import DEFAULT_TEMPLATE, check_template, has_cjk
+from .text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE, check_template, has_cjk
 from .zeroshot import label_embeddings
 
 TEMPLATE_SETS = ("single", "cifar", "imagenet", "zh")
-ZH_DEFAULT_TEMPLATE = "一张{}的照片。"
 
 
 def load_templates(choice: str, labels: list[str] | None = None) -> tuple[str, list[str]]:
     """(name, templates) for 'single', 'cifar' (18), 'imagenet' (80), 'zh', a FILE, or one template.
 
-    'single' picks the template in the labels' language: Chinese labels get '一张{}的照片。'.
+    'single' picks the template in the labels' language: Chinese labels get ZH_DEFAULT_TEMPLATE.
     """
     if choice == "single":
         chinese = bool(labels) and sum(has_cjk(label) for label in labels) * 2 >= len(labels)

@@ -10,6 +10,7 @@ from .errors import InputError
 MIN_LABELS = 2
 MAX_LABELS = 1000
 DEFAULT_TEMPLATE = "a photo of a {}."
+ZH_DEFAULT_TEMPLATE = "一张{}的照片。"  # the same template for Chinese labels
 
 # Commas (ASCII and full-width), the Chinese enumeration comma, semicolons and newlines separate labels.
 _LABEL_SEPARATORS = re.compile(r"[,\n\r;，、；]")

@@ -18,7 +18,7 @@ from ..generation import GenerationRequest
 from ..images import load_image
 from ..ranking import manifest, write_run
 from ..studio import SCORER_CHOICES, Studio
-from ..text import DEFAULT_TEMPLATE
+from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
 
 EXIT_USAGE = 2
 
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("images", nargs="+")
     c.add_argument("--labels", required=True, help='labels separated by commas or new lines, e.g. "cat,dog"')
     c.add_argument("--template", default=None,
-                   help=f"default: '{DEFAULT_TEMPLATE}', or '一张{{}}的照片。' for Chinese labels")
+                   help=f"default: '{DEFAULT_TEMPLATE}', or '{ZH_DEFAULT_TEMPLATE}' for Chinese labels")
     c.add_argument("--top-k", type=int, default=None)
     c.add_argument("--json", action="store_true")
     add_model_flags(c, generation=False)

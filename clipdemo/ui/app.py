@@ -21,7 +21,7 @@ from ..images import load_image
 from ..loading import display_name
 from ..plots import similarity_heatmap
 from ..studio import Studio
-from ..text import DEFAULT_TEMPLATE
+from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
 
 MAX_UPLOADS = 16  # images per request in the classify and similarity tabs
 MAX_FILE_SIZE = "50mb"  # per uploaded file (a zip of class folders may be this large)
@@ -498,7 +498,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     labels = gr.Textbox(label="Labels (comma or new line separated)", lines=3,
                                         placeholder="cat, dog, bird", elem_id="classify-labels")
                     template = gr.Textbox(label="Template (blank: picked by the labels' language)", value="",
-                                          placeholder=f"{DEFAULT_TEMPLATE} / 一张{{}}的照片。")
+                                          placeholder=f"{DEFAULT_TEMPLATE} / {ZH_DEFAULT_TEMPLATE}")
                     top_k = gr.Slider(1, 20, value=5, step=1, label="Top-k")
                     zs_go = gr.Button("Classify", variant="primary", elem_id="classify-button")
                 with gr.Column():

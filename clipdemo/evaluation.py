@@ -35,7 +35,7 @@ def load_templates(choice: str, labels: list[str] | None = None) -> tuple[str, l
     if choice == "single":
         chinese = bool(labels) and sum(has_cjk(label) for label in labels) * 2 >= len(labels)
         return "single", [ZH_DEFAULT_TEMPLATE if chinese else DEFAULT_TEMPLATE]
-    if choice in ("cifar", "imagenet", "zh"):
+    if choice in TEMPLATE_SETS[1:]:  # the files in assets/templates
         path = ASSETS_DIR / "templates" / f"{choice}.txt"
     elif Path(choice).is_file():
         path = Path(choice)

@@ -20,7 +20,8 @@ from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_
 from ..images import load_image
 from ..loading import display_name
 from ..plots import similarity_heatmap
-from ..studio import Studio
+from ..evaluation import TEMPLATE_SETS
+from ..studio import SCORER_CHOICES, Studio
 from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
 
 MAX_UPLOADS = 16  # images per request in the classify and similarity tabs
@@ -395,7 +396,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             + "".join(f"\n\n> ⚠️ {notice}" for notice in studio.notices),
             elem_id="model-banner",
         )
-        scorer_choice = gr.Radio(["auto", "english", "chinese"], value="auto", label="Scorer",
+        scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
                                  info=f"auto: text with Chinese characters is scored by {shown(s.zh_clip_model)}, "
                                       f"other text by {shown(s.clip_model)}")
         with gr.Tab("Generate & rank"):
@@ -550,7 +551,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                                       file_types=[".zip"], elem_id="eval-zip")
                     label_lines = gr.Textbox(value="", label="Labels (optional, one 'folder: label' per line)",
                                              lines=3, placeholder="cat: 猫\ndog: 狗")
-                    templates = gr.Dropdown(["single", "cifar", "imagenet", "zh", "custom"], value="single",
+                    templates = gr.Dropdown([*TEMPLATE_SETS, "custom"], value="single",
                                             label="Templates (single picks the labels' language)")
                     custom = gr.Textbox(value="", label="Custom template",
                                         placeholder="a photo of a {}, a type of pet.")

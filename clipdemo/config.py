@@ -32,7 +32,7 @@ DEFAULT_PICK_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 DEFAULT_SAFETY_MODEL = "CompVis/stable-diffusion-safety-checker"
 MODERATION_MODES = ("auto", "on", "off")
 RANK_KEYS = ("clip", "pickscore")
-PICKSCORE_MODES = ("auto", "on", "off")  # auto: on a GPU; one click away on the CPU, where it costs ~18% of a run
+PICKSCORE_MODES = ("auto", "on", "off")  # auto: on with a GPU; one click away on the CPU, where ViT-H/14 is costly
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 

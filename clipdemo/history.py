@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-MAX_RUNS = 50  # older runs drop off: a session's history stays small
+MAX_RUNS = 50  # older runs drop off: a page's history stays small
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def history_chart(history_rows: list[list], mean_index: int = 10, best_index: in
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # runs are numbered 1, 2, 3 ...
     ax.set_ylabel("score")
     ax.legend()
-    ax.set_title("scores over this session's runs")
+    ax.set_title("scores over this page's runs")
     fig.tight_layout()
     plt.close(fig)
     return fig

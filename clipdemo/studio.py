@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from PIL import Image
 
 from .attention import use_fast_cpu_attention
-from dataclasses import replace
-
 from .config import DEFAULT_SAFETY_MODEL, DEFAULT_TAESD, Settings
 from .datasets import ImageSet
 from .errors import InputError, ModelLoadError
@@ -86,7 +84,7 @@ class Studio:
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(self.device, settings.dtype)
         if self.device.type == "cpu" and settings.safety_model == DEFAULT_SAFETY_MODEL and not settings.safety_model_explicit:
-            # On the CPU CompVis' ViT-L/14 checker cost 13% of a default run; the concept check reuses the loaded CLIP.
+            # CompVis' ViT-L/14 checker is a large share of a CPU run; the concept check reuses the loaded CLIP.
             settings = replace(settings, safety_model="concepts")
         self.settings = settings
         self._lock = threading.Lock()
@@ -120,13 +118,14 @@ class Studio:
         """The English CLIP scorer, loaded on first use. Raises ModelLoadError."""
         return self._clip(self.clip_spec)
 
-    def scorer_for(self, texts: Sequence[str], choice: str = "auto") -> tuple[ClipScorer, list[str]]:
+    def scorer_for(self, texts: Sequence[str], choice: str | None = "auto") -> tuple[ClipScorer, list[str]]:
         """The scorer for these texts, and notices for the user.
 
         auto: text with CJK characters goes to the Chinese-capable scorer (--zh-clip-model), the rest to
         the English one. If the Chinese scorer cannot be loaded, the English one scores and says so,
-        unless the user named the Chinese model, which is then an error.
+        unless the user named the Chinese model, which is then an error. None means auto (an API caller's default).
         """
+        choice = choice or "auto"
         if choice not in SCORER_CHOICES:
             raise InputError(f"Unknown scorer '{choice}'. Choose one of: {', '.join(SCORER_CHOICES)}.")
         wants_chinese = choice == "chinese" or (choice == "auto" and any(has_cjk(t) for t in texts))

@@ -199,7 +199,7 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         stop_flag = stop_flags.arm(request_session)
         try:
-            result = studio.generate(request, on_step, scorer=scorer or "auto", should_stop=stop_flag.is_set,
+            result = studio.generate(request, on_step, scorer=scorer, should_stop=stop_flag.is_set,
                                      pickscore=pickscore)
         except Cancelled:
             raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
@@ -214,7 +214,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         """Zero-shot classify each image against the labels; returns the first image's label and a table."""
         pil_images, names = _read_uploads(images)
         result = studio.classify(pil_images, labels, template, int(top_k) if top_k else None, names=names,
-                                 scorer=scorer or "auto")
+                                 scorer=scorer)
         for notice in result.notices:
             gr.Warning(notice)
         results = result.images
@@ -230,7 +230,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         """Cosine similarity of every image with every text (one per line), and each pair's CLIPScore."""
         pil_images, names = _read_uploads(images)
         lines = [t for t in (texts or "").splitlines() if t.strip()]
-        result = studio.similarity(pil_images, lines, names=names, scorer=scorer or "auto")
+        result = studio.similarity(pil_images, lines, names=names, scorer=scorer)
         for notice in result.notices:
             gr.Warning(notice)
         figure = similarity_heatmap(result.cosine, result.image_names, result.texts,
@@ -278,7 +278,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         choice = (custom_template or "").strip() if templates == "custom" else templates
         result = studio.evaluate(image_set, choice or "single", batch_size=32,
                                  progress=lambda done, total: progress((done, total), desc="Classifying", unit="images"),
-                                 scorer=scorer or "auto")
+                                 scorer=scorer)
         for notice in result.notices:
             gr.Warning(notice)
         paths = write_report(result, work + "-report", Path(archive).stem)
@@ -330,7 +330,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         seed_value = None if seed is None or not str(seed).strip() else str(seed).strip()
         progress(0, desc="Generating A and B")
         result = studio.compare(prompt, seed_value, num_candidates, a, b, int(width), int(height),
-                                scorer=scorer or "auto")
+                                scorer=scorer)
         for notice in dict.fromkeys(result.a.notices + result.b.notices):
             gr.Warning(notice)
         gallery_a, _, _ = _publish(result.a)
@@ -365,7 +365,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         return state, table, history_chart(table) if table else None
 
     def record_run(state: list[dict], run):
-        """Add the last run to this session's history (bounded), and refresh the table and chart."""
+        """Add the last run to this page's history (bounded), and refresh the table and chart."""
         from dataclasses import replace
 
         from ..plots import history_chart
@@ -381,7 +381,7 @@ def build_app(studio: Studio) -> gr.Blocks:
     stop_flags = StopFlags()
 
     def stop(request: gr.Request = None):
-        """Stop this session's running generation; its worker is freed at the next denoising step."""
+        """Stop this page's running generation; its worker is freed at the next denoising step."""
         stop_flags.stop(getattr(request, "session_hash", None) if request is not None else None)
         return "Stopping…"
 
@@ -481,7 +481,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                                      api_name="compare", concurrency_limit=1)
 
         with gr.Tab("History"):
-            gr.Markdown("Every run of this session (newest last, at most 50). Click a column header to sort.")
+            gr.Markdown("Every run since this page was opened (newest last, at most 50). Click a column header to sort.")
             history_table = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, elem_id="history-table")
             history_plot = gr.Plot(label="Scores over runs")
             clear = gr.Button("Clear history")

@@ -63,6 +63,18 @@ class Preset:
     moderation_neutral: tuple[str, ...] = ()
 
 
+# setting -> (what it is, in errors; its flag; its environment variable)
+MODEL_ROLES = {
+    "sd_model": ("Stable Diffusion", "--sd-model", "CLIPDEMO_SD_MODEL"),
+    "clip_model": ("CLIP", "--clip-model", "CLIPDEMO_CLIP_MODEL"),
+    "zh_clip_model": ("Chinese CLIP", "--zh-clip-model", "CLIPDEMO_ZH_CLIP_MODEL"),
+    "zh_sd_model": ("Chinese Stable Diffusion", "--zh-sd-model", "CLIPDEMO_ZH_SD_MODEL"),
+    "translator": ("translator", "--translator", "CLIPDEMO_TRANSLATOR"),
+    "pick_model": ("PickScore", "--pick-model", "CLIPDEMO_PICK_MODEL"),
+    "safety_model": ("safety checker", "--safety-model", "CLIPDEMO_SAFETY_MODEL"),
+    "decoder": ("tiny decoder (TAESD)", "--decoder", "CLIPDEMO_DECODER"),
+}
+
 DEMO_MODERATION_CONCEPT = "purple star"
 
 PRESETS: dict[str, Preset] = {
@@ -96,25 +108,19 @@ PRESETS: dict[str, Preset] = {
 class Settings:
     sd_model: str = DEFAULT_SD_MODEL
     clip_model: str = DEFAULT_CLIP_MODEL
-    sd_model_explicit: bool = False
-    clip_model_explicit: bool = False
     dtype: str = "auto"
     device: str = "auto"
     preset: str = "default"
-    preset_explicit: bool = False
     zh_clip_model: str = DEFAULT_ZH_CLIP_MODEL
     zh_sd_model: str = DEFAULT_ZH_SD_MODEL
     zh_mode: str = "translate"  # translate: zh->en then the English pipeline; native: a Chinese SD
     translator: str = DEFAULT_TRANSLATOR
-    zh_clip_model_explicit: bool = False
     pick_model: str = DEFAULT_PICK_MODEL
     pick_processor: str = DEFAULT_PICK_PROCESSOR
-    pick_model_explicit: bool = False
     pickscore: str = "auto"  # auto | on | off: whether a generate also scores with PickScore by default
     rank_by: str = "clip"
     moderation: str = "auto"  # auto | on | off (operators only; web users cannot change it)
     safety_model: str = DEFAULT_SAFETY_MODEL
-    safety_model_explicit: bool = False
     moderation_threshold: float | None = None  # None: the checker's own default
     moderation_concepts: tuple[str, ...] = ()
     moderation_neutral: tuple[str, ...] = ()
@@ -125,11 +131,23 @@ class Settings:
     fast_conv: bool = True  # Winograd/im2col convolutions for fp32 (im2col for bf16) on the CPU (clipdemo.fastconv)
     fast_attention: bool = True  # blocked bf16 attention on the CPU (clipdemo.attention)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" or "env"; absent: preset or default
+
+    def explicit(self, name: str) -> bool:
+        """True when the user named this setting (flag or environment variable): it is used as given."""
+        return name in self.sources
+
+    def spec(self, name: str, model_id: str | None = None):
+        """The ModelSpec for a model setting: its value (or model_id), and the flag and variable that set it."""
+        from .loading import ModelSpec
+
+        kind, flag, env_var = MODEL_ROLES[name]
+        return ModelSpec(kind, model_id or getattr(self, name), flag, env_var)
 
     @property
     def uses_builtin_defaults(self) -> bool:
         """True when the user chose no model and no preset: only then may the app fall back to the demo."""
-        return not (self.sd_model_explicit or self.clip_model_explicit or self.preset_explicit)
+        return not any(self.explicit(n) for n in ("sd_model", "clip_model", "preset"))
 
     def with_preset(self, name: str) -> "Settings":
         """The same settings with another preset's models, keeping any model the user named."""
@@ -137,13 +155,13 @@ class Settings:
         return replace(
             self,
             preset=name,
-            sd_model=self.sd_model if self.sd_model_explicit else preset.sd_model,
-            clip_model=self.clip_model if self.clip_model_explicit else preset.clip_model,
-            zh_clip_model=self.zh_clip_model if self.zh_clip_model_explicit else preset.zh_clip_model,
+            sd_model=self.sd_model if self.explicit("sd_model") else preset.sd_model,
+            clip_model=self.clip_model if self.explicit("clip_model") else preset.clip_model,
+            zh_clip_model=self.zh_clip_model if self.explicit("zh_clip_model") else preset.zh_clip_model,
             zh_sd_model=preset.zh_sd_model,
             zh_mode=preset.zh_mode,
-            pick_model=self.pick_model if self.pick_model_explicit else preset.pick_model,
-            safety_model=self.safety_model if self.safety_model_explicit else preset.safety_model,
+            pick_model=self.pick_model if self.explicit("pick_model") else preset.pick_model,
+            safety_model=self.safety_model if self.explicit("safety_model") else preset.safety_model,
             moderation_concepts=self.moderation_concepts or preset.moderation_concepts,
             moderation_neutral=self.moderation_neutral or preset.moderation_neutral,
             defaults=preset.defaults,
@@ -215,28 +233,22 @@ def resolve_settings(
     return Settings(
         compare_models=tuple(compare),
         pick_model=pick or chosen.pick_model,
-        pick_model_explicit=bool(pick),
         pickscore=pickscore,
         rank_by=rank_by,
         moderation=moderation,
         safety_model=safety or chosen.safety_model,
-        safety_model_explicit=bool(safety),
         moderation_threshold=moderation_threshold,
         moderation_concepts=concepts or chosen.moderation_concepts,
         moderation_neutral=chosen.moderation_neutral,
         zh_clip_model=zh_clip or chosen.zh_clip_model,
-        zh_clip_model_explicit=bool(zh_clip),
         zh_sd_model=zh_sd_model or env.get("CLIPDEMO_ZH_SD_MODEL") or chosen.zh_sd_model,
         zh_mode=zh_mode,
         translator=translator or env.get("CLIPDEMO_TRANSLATOR") or DEFAULT_TRANSLATOR,
         sd_model=sd or chosen.sd_model,
         clip_model=clip or chosen.clip_model,
-        sd_model_explicit=bool(sd),
-        clip_model_explicit=bool(clip),
         dtype=dtype,
         device=device or env.get("CLIPDEMO_DEVICE") or "auto",
         preset=preset_name,
-        preset_explicit=bool(named_preset),
         decoder=decoder or env.get("CLIPDEMO_DECODER") or "auto",
         compile=compile if compile else env.get("CLIPDEMO_COMPILE", "").lower() in TRUE_WORDS,
         cpu_offload=cpu_offload if cpu_offload else env.get("CLIPDEMO_CPU_OFFLOAD", "").lower() in TRUE_WORDS,
@@ -244,4 +256,7 @@ def resolve_settings(
         fast_attention=(fast_attention if fast_attention is not None
                         else env.get("CLIPDEMO_FAST_ATTENTION", "1").lower() not in FALSE_WORDS),
         defaults=chosen.defaults,
+        sources={name: "named" for name, value in (("sd_model", sd), ("clip_model", clip), ("preset", named_preset),
+                                                   ("zh_clip_model", zh_clip), ("pick_model", pick),
+                                                   ("safety_model", safety)) if value},
     )

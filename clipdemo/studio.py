@@ -83,7 +83,7 @@ class Studio:
                 self.notices.append(notice)
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(self.device, settings.dtype)
-        if self.device.type == "cpu" and settings.safety_model == DEFAULT_SAFETY_MODEL and not settings.safety_model_explicit:
+        if self.device.type == "cpu" and settings.safety_model == DEFAULT_SAFETY_MODEL and not settings.explicit("safety_model"):
             # CompVis' ViT-L/14 checker is a large share of a CPU run; the concept check reuses the loaded CLIP.
             settings = replace(settings, safety_model="concepts")
         self.settings = settings
@@ -101,11 +101,11 @@ class Studio:
     # -- models -------------------------------------------------------------------------------
     @property
     def clip_spec(self) -> ModelSpec:
-        return ModelSpec("CLIP", self.settings.clip_model, "--clip-model", "CLIPDEMO_CLIP_MODEL")
+        return self.settings.spec("clip_model")
 
     @property
     def sd_spec(self) -> ModelSpec:
-        return ModelSpec("Stable Diffusion", self.settings.sd_model, "--sd-model", "CLIPDEMO_SD_MODEL")
+        return self.settings.spec("sd_model")
 
     def _clip(self, spec: ModelSpec) -> ClipScorer:
         with self._lock:
@@ -135,11 +135,11 @@ class Studio:
                                        "English CLIP, "
                                        "as chosen: its scores are rough."]
             return self.scorer(), []
-        spec = ModelSpec("Chinese CLIP", self.settings.zh_clip_model, "--zh-clip-model", "CLIPDEMO_ZH_CLIP_MODEL")
+        spec = self.settings.spec("zh_clip_model")
         try:
             return self._clip(spec), []
         except ModelLoadError as exc:
-            if self.settings.zh_clip_model_explicit:
+            if self.settings.explicit("zh_clip_model"):
                 raise
             english = self.scorer()
             return english, [
@@ -169,7 +169,7 @@ class Studio:
         if self.settings.pick_model == "none":
             return [("clip", clip)], ["PickScore is not configured on this server (--pick-model none), so images "
                                       "are ranked by CLIPScore alone."]
-        spec = ModelSpec("PickScore", self.settings.pick_model, "--pick-model", "CLIPDEMO_PICK_MODEL")
+        spec = self.settings.spec("pick_model")
         try:
             with self._lock:
                 if spec.model_id not in self._scorers:
@@ -177,7 +177,7 @@ class Studio:
                     self._scorers[spec.model_id] = ClipScorer(model, processor, name=spec.model_id)
                 pick = self._scorers[spec.model_id]
         except ModelLoadError as exc:
-            if self.settings.pick_model_explicit or self.settings.pickscore == "on":
+            if self.settings.explicit("pick_model") or self.settings.pickscore == "on":
                 raise
             return [("clip", clip)], [f"PickScore is unavailable, so images are ranked by CLIPScore alone. {exc}"]
         return [("clip", clip), ("pickscore", pick)], []
@@ -223,14 +223,14 @@ class Studio:
                 if s.moderation_neutral:
                     checker.neutral = list(s.moderation_neutral)
             else:
-                spec = ModelSpec("safety checker", s.safety_model, "--safety-model", "CLIPDEMO_SAFETY_MODEL")
+                spec = s.spec("safety_model")
                 model, processor = load_safety_checker(spec, self.device, self.dtype)
                 checker = SafetyChecker(model, processor, name=display_name(s.safety_model))
             if s.moderation_threshold is not None:
                 checker.threshold = s.moderation_threshold
             return checker, []
         except ModelLoadError as exc:
-            if s.moderation == "on" or s.safety_model_explicit:
+            if s.moderation == "on" or s.explicit("safety_model"):
                 raise ModelLoadError(f"Moderation is on but no checker could be loaded, so no image is shown. {exc}") from exc
             return None, [f"⚠️ Moderation unavailable: images are shown unchecked. {exc}"]
 
@@ -255,7 +255,7 @@ class Studio:
         if model_id == self.settings.sd_model:
             spec = self.sd_spec
         else:
-            spec = ModelSpec("Chinese Stable Diffusion", model_id, "--zh-sd-model", "CLIPDEMO_ZH_SD_MODEL")
+            spec = self.settings.spec("zh_sd_model", model_id)
         base = load_text2image(spec, self.device, self.dtype)
         decoder = self._tiny_decoder(base)
         # from_pipe casts every component to its dtype argument, fp32 when none is given, in place: without
@@ -286,7 +286,7 @@ class Studio:
         if choice == "full" or (choice == "auto" and (self.device.type != "cpu" or not has_sd_latents(base.vae))):
             return None
         named = choice not in ("auto", "taesd")
-        spec = ModelSpec("tiny decoder (TAESD)", choice if named else DEFAULT_TAESD, "--decoder", "CLIPDEMO_DECODER")
+        spec = self.settings.spec("decoder", choice if named else DEFAULT_TAESD)
         try:
             decoder = load_tiny_decoder(spec, self.device, self.dtype)
         except ModelLoadError as exc:
@@ -301,7 +301,7 @@ class Studio:
 
     def translate(self, text: str) -> tuple[str | None, list[str]]:
         """(English translation or None, notices). A translator that cannot load is reported, not fatal."""
-        spec = ModelSpec("translator", self.settings.translator, "--translator", "CLIPDEMO_TRANSLATOR")
+        spec = self.settings.spec("translator")
         try:
             model, tokenizer = load_translator(spec, self.device)
         except ModelLoadError as exc:

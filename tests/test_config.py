@@ -9,15 +9,15 @@ from clipdemo.loading import pick_dtype
 def test_defaults_are_real_hub_ids():
     s = resolve_settings(env={})
     assert (s.sd_model, s.clip_model) == (DEFAULT_SD_MODEL, DEFAULT_CLIP_MODEL)
-    assert not s.sd_model_explicit and not s.clip_model_explicit
+    assert not s.explicit("sd_model") and not s.explicit("clip_model")
     assert (s.defaults.steps, s.defaults.guidance, s.defaults.width, s.defaults.height) == (1, 0.0, 512, 512)
 
 
 def test_flag_beats_environment_and_marks_model_explicit():
     env = {"CLIPDEMO_CLIP_MODEL": "env/clip", "CLIPDEMO_SD_MODEL": "env/sd", "CLIPDEMO_DTYPE": "bf16"}
     s = resolve_settings(clip_model="flag/clip", env=env)
-    assert s.clip_model == "flag/clip" and s.clip_model_explicit
-    assert s.sd_model == "env/sd" and s.sd_model_explicit
+    assert s.clip_model == "flag/clip" and s.explicit("clip_model")
+    assert s.sd_model == "env/sd" and s.explicit("sd_model")
     assert s.dtype == "bf16"
 
 

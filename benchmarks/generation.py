@@ -3,7 +3,7 @@
 Plain diffusers usage: AutoPipelineForText2Image.from_pretrained(folder), fp32, its AutoencoderKL
 decode, then nothing else. The product: clipdemo.Studio with dtype auto (fp32 or bf16 on CPU, fp16 on
 CUDA), its default decoder (TAESD on CPU, the full VAE on a GPU), the fast fp32 CPU convolutions
-(clipdemo.fastconv), inference mode, batched candidates, cached prompt embeddings, and CLIP re-ranking
+(clipdemo.speedups.fastconv), inference mode, batched candidates, cached prompt embeddings, and CLIP re-ranking
 included in its time. Contenders whose ratio is reported are timed in alternating rounds, so that a shared
 machine's drifting speed slows both alike. The headline per-image times come from fresh processes, one
 per contender, as a user would run each.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from clipdemo.attention import CPUBlockedAttnProcessor, use_fast_cpu_attention
-from clipdemo.fastconv import FastCPUConv2d, use_fast_cpu_convolutions
+from clipdemo.speedups.attention import CPUBlockedAttnProcessor, use_fast_cpu_attention
+from clipdemo.speedups.fastconv import FastCPUConv2d, use_fast_cpu_convolutions
 
 from .common import (gemm_peak_gflops, interleaved_times, library_versions, machine, median_time, print_table, rss_mb,
                      scratch_folder, write_result)
@@ -106,7 +106,7 @@ else:
     runs = {"ours": lambda: generate(prompt), "ours_new_prompt": lambda: generate(f"{prompt} {time.perf_counter()}")}
 for run in runs.values():
     run()  # warm-up: kernels picked, caches filled
-    run()  # at N=1 the UNet's layers keep their Winograd weights from the second image (clipdemo/fastconv.py)
+    run()  # at N=1 the UNet's layers keep their Winograd weights from the second image (clipdemo/speedups/fastconv.py)
 times = {name: [] for name in runs}
 for _ in range(calls):
     for name, run in runs.items():

@@ -128,8 +128,8 @@ class Settings:
     decoder: str = "auto"  # auto | taesd | full | PATH to an AutoencoderTiny folder
     compile: bool = False  # torch.compile the UNet (opt-in: slow first call)
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
-    fast_conv: bool = True  # Winograd/im2col convolutions for fp32 (im2col for bf16) on the CPU (clipdemo.fastconv)
-    fast_attention: bool = True  # blocked bf16 attention on the CPU (clipdemo.attention)
+    fast_conv: bool = True  # Winograd/im2col convolutions for fp32 (im2col for bf16) on the CPU (clipdemo.speedups.fastconv)
+    fast_attention: bool = True  # blocked bf16 attention on the CPU (clipdemo.speedups.attention)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" or "env"; absent: preset or default
 

@@ -14,12 +14,12 @@ from typing import Sequence
 
 from PIL import Image
 
-from .attention import use_fast_cpu_attention
+from .speedups.attention import use_fast_cpu_attention
 from .config import DEFAULT_SAFETY_MODEL, DEFAULT_TAESD, Settings
 from .datasets import ImageSet
 from .errors import InputError, ModelLoadError
 from .evaluation import EvalResult, evaluate, load_templates
-from .fastconv import use_fast_cpu_convolutions
+from .speedups.fastconv import use_fast_cpu_convolutions
 from .generation import GenerationRequest, ProgressFn, generate_candidates
 from .loading import (
     MODELS,
@@ -36,7 +36,7 @@ from .loading import (
     pick_device,
     pick_dtype,
 )
-from .memory import keep_freed_buffers
+from .speedups.memory import keep_freed_buffers
 from .moderation import DEFAULT_CONCEPTS, ConceptChecker, SafetyChecker, Verdict, blur
 from .ranking import RankResult, rank_candidates
 from .scoring import ClipScorer

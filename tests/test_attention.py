@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import clipdemo.attention as attention
+import clipdemo.speedups.attention as attention
 from clipdemo import GenerationRequest, Studio, resolve_settings
-from clipdemo.attention import CPUBlockedAttnProcessor, attention_route, blocked_attention, use_fast_cpu_attention
+from clipdemo.speedups.attention import CPUBlockedAttnProcessor, attention_route, blocked_attention, use_fast_cpu_attention
 
 
 def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clipdemo.config import resolve_settings
-from clipdemo.fastconv import FastCPUConv2d, conv_route, nnpack_ready, use_fast_cpu_convolutions
+from clipdemo.speedups.fastconv import FastCPUConv2d, conv_route, nnpack_ready, use_fast_cpu_convolutions
 
 needs_nnpack = pytest.mark.skipif(not nnpack_ready(), reason="this torch build has no NNPACK")
 
@@ -50,7 +50,7 @@ def test_each_route_matches_the_reference_convolution(batch, channels, height, w
 
 
 def test_a_layer_keeps_winograd_weights_from_its_second_image(monkeypatch):
-    import clipdemo.fastconv as fastconv
+    import clipdemo.speedups.fastconv as fastconv
 
     real, built = fastconv.winograd_weight, []
     monkeypatch.setattr(fastconv, "winograd_weight", lambda weight, tile: built.append(tile) or real(weight, tile))
@@ -166,7 +166,7 @@ def test_winograd_weights_follow_edited_and_replaced_weights():
 
 
 def test_winograd_falls_back_when_memory_is_short(monkeypatch):
-    import clipdemo.fastconv as fastconv
+    import clipdemo.speedups.fastconv as fastconv
 
     torch.manual_seed(0)
     conv = fast_copy(nn.Conv2d(512, 16, 3, padding=1))
@@ -185,7 +185,7 @@ def test_winograd_falls_back_when_memory_is_short(monkeypatch):
 def test_winograd_transform_is_exact_on_integer_inputs(tile):
     # Small integers: the transforms' sums are exact in fp32 up to the fractions in the weight transform,
     # so this checks the matrices themselves, not just closeness on random data.
-    from clipdemo.fastconv import winograd_conv3x3, winograd_weight
+    from clipdemo.speedups.fastconv import winograd_conv3x3, winograd_weight
 
     torch.manual_seed(0)
     x = torch.randint(-3, 4, (1, 3, 8, 8)).float()

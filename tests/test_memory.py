@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clipdemo.memory import limit_malloc_arenas
+from clipdemo.speedups.memory import limit_malloc_arenas
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not ctypes.util.find_library("c"),
                                 reason="glibc's mallopt is Linux-only")
@@ -23,11 +23,11 @@ def run_isolated(code: str, env_extra: dict | None = None) -> str:
 
 
 def test_arena_cap_is_applied_on_glibc():
-    assert run_isolated("from clipdemo.memory import limit_malloc_arenas; print(limit_malloc_arenas())").strip() == "True"
+    assert run_isolated("from clipdemo.speedups.memory import limit_malloc_arenas; print(limit_malloc_arenas())").strip() == "True"
 
 
 def test_a_user_setting_wins(monkeypatch):
-    out = run_isolated("from clipdemo.memory import limit_malloc_arenas; print(limit_malloc_arenas())",
+    out = run_isolated("from clipdemo.speedups.memory import limit_malloc_arenas; print(limit_malloc_arenas())",
                        {"MALLOC_ARENA_MAX": "4"})
     assert out.strip() == "False"
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
@@ -39,7 +39,7 @@ def test_a_user_setting_wins(monkeypatch):
 # fresh pages, which fault again; with the kept buffers the heap settles and then reuses its blocks.
 FAULTS = """
 import resource, sys, psutil, torch
-from clipdemo.memory import keep_freed_buffers
+from clipdemo.speedups.memory import keep_freed_buffers
 applied = keep_freed_buffers() if MODE == "keep" else None
 for _ in range(20):  # glibc's bins settle in a few rounds
     torch.ones(16 * 2**20)

@@ -66,7 +66,7 @@ def test_prompt_embeddings_are_cached_and_change_nothing(tiny_sd_dir, tiny_clip_
 
 
 def test_fast_cpu_convolutions_give_the_same_images(tiny_sd_dir, tiny_clip_dir):
-    from clipdemo.fastconv import FastCPUConv2d, nnpack_ready
+    from clipdemo.speedups.fastconv import FastCPUConv2d, nnpack_ready
 
     fast = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
     fast_images = fast.generate(REQUEST).images

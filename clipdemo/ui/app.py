@@ -572,7 +572,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
     """Serve the app. No extra allowed_paths: only gradio's own cache and temp files are served."""
     import os
 
-    from ..memory import limit_malloc_arenas
+    from ..speedups.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
     demo = build_app(studio)

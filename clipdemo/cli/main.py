@@ -12,10 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import DTYPES, MODERATION_MODES, PICKSCORE_MODES, PRESETS, RANK_KEYS, ZH_MODES, resolve_settings
+from ..config import resolve_settings
 from ..errors import InputError, ModelLoadError
 from ..generation import GenerationRequest
 from ..images import load_image
+from ..options import OPTIONS, in_scope
 from ..ranking import manifest, write_run
 from ..studio import SCORER_CHOICES, Studio
 from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
@@ -30,45 +31,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def add_model_flags(p: argparse.ArgumentParser, generation: bool = True) -> None:
-    p.add_argument("--preset", choices=sorted(PRESETS), help="model set and defaults (env CLIPDEMO_PRESET)")
-    p.add_argument("--clip-model", help="CLIP hub id or local folder (env CLIPDEMO_CLIP_MODEL)")
-    p.add_argument("--zh-clip-model", help="Chinese-capable CLIP (ChineseCLIP, AltCLIP, ...) for text with CJK "
-                   "characters (env CLIPDEMO_ZH_CLIP_MODEL)")
+def add_option_flags(p: argparse.ArgumentParser, scope: str = "all") -> None:
+    """The server settings this command takes, each from its one declaration in clipdemo.options."""
     p.add_argument("--scorer", choices=SCORER_CHOICES, default="auto",
                    help="auto: Chinese text goes to --zh-clip-model, the rest to --clip-model")
-    if generation:
-        p.add_argument("--sd-model", help="diffusers text-to-image hub id or local folder (env CLIPDEMO_SD_MODEL)")
-        p.add_argument("--zh-mode", choices=ZH_MODES, help="Chinese prompts: translate (zh->en, then --sd-model) "
-                       "or native (--zh-sd-model) (env CLIPDEMO_ZH_MODE)")
-        p.add_argument("--zh-sd-model", help="Chinese-native SD pipeline for --zh-mode native (env CLIPDEMO_ZH_SD_MODEL)")
-        p.add_argument("--translator", help="zh->en seq2seq model for --zh-mode translate (env CLIPDEMO_TRANSLATOR)")
-        p.add_argument("--pick-model", help="PickScore model, or 'none' (env CLIPDEMO_PICK_MODEL)")
-        p.add_argument("--pickscore", choices=PICKSCORE_MODES,
-                       help="also score with PickScore: auto (default) is on with a GPU and off on the CPU, where "
-                            "its ViT-H/14 adds about a fifth to a run (env CLIPDEMO_PICKSCORE)")
-        p.add_argument("--rank-by", choices=RANK_KEYS, help="sort key (env CLIPDEMO_RANK_BY; default clip)")
-        p.add_argument("--moderation", choices=MODERATION_MODES,
-                       help="auto: moderate when a checker loads; on: refuse to show unchecked images; off: "
-                            "operators only (env CLIPDEMO_MODERATION)")
-        p.add_argument("--safety-model", help="safety checker (diffusers format), or 'concepts' for a CLIP concept "
-                       "check (env CLIPDEMO_SAFETY_MODEL)")
-        p.add_argument("--moderation-threshold", type=float,
-                       help="flag when the top concept score exceeds this (env CLIPDEMO_MODERATION_THRESHOLD)")
-        p.add_argument("--decoder", help="auto (TAESD on CPU), taesd, full, or an AutoencoderTiny folder "
-                       "(env CLIPDEMO_DECODER)")
-        p.add_argument("--compile", action="store_true", default=None,
-                       help="torch.compile the UNet; slow first call (env CLIPDEMO_COMPILE=1)")
-        p.add_argument("--cpu-offload", action="store_true", default=None,
-                       help="move idle models to the CPU, for small GPUs (env CLIPDEMO_CPU_OFFLOAD=1)")
-        p.add_argument("--no-fast-conv", dest="fast_conv", action="store_false", default=None,
-                       help="keep PyTorch's own CPU convolutions instead of Winograd/im2col; same images to "
-                            "fp32 rounding, slower (env CLIPDEMO_FAST_CONV=0)")
-        p.add_argument("--no-fast-attention", dest="fast_attention", action="store_false", default=None,
-                       help="keep PyTorch's fused attention kernel for bf16 on the CPU instead of blocked matrix "
-                            "multiplies; slower (env CLIPDEMO_FAST_ATTENTION=0)")
-    p.add_argument("--dtype", choices=DTYPES, help="weights dtype; auto picks by hardware (env CLIPDEMO_DTYPE)")
-    p.add_argument("--device", help="cuda, mps or cpu; auto picks the first available (env CLIPDEMO_DEVICE)")
+    for option in OPTIONS:
+        if not in_scope(option, scope):
+            continue
+        help_text = f"{option.help} (env {option.env})"
+        if option.kind == "bool":
+            action = "store_false" if option.flag.startswith("--no-") else "store_true"
+            p.add_argument(option.flag, dest=option.name, action=action, default=None, help=help_text)
+        elif option.kind == "list":
+            p.add_argument(option.flag, dest=option.name, nargs="+", help=help_text)
+        else:
+            p.add_argument(option.flag, dest=option.name, choices=option.choices or None, help=help_text,
+                           type=float if option.kind == "float" else str)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--negative", default="", help="negative prompt")
     g.add_argument("--out", default="outputs", help="folder for the ranked PNGs and manifest.json")
     g.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    add_model_flags(g)
+    add_option_flags(g, "generation")
 
     c = sub.add_parser("classify", help="zero-shot classify images against labels")
     c.add_argument("images", nargs="+")
@@ -95,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: '{DEFAULT_TEMPLATE}', or '{ZH_DEFAULT_TEMPLATE}' for Chinese labels")
     c.add_argument("--top-k", type=int, default=None)
     c.add_argument("--json", action="store_true")
-    add_model_flags(c, generation=False)
+    add_option_flags(c)
 
     s = sub.add_parser("similarity", help="image x text cosine similarity and CLIPScore")
     s.add_argument("images", nargs="+")
     s.add_argument("--texts", nargs="+", required=True)
     s.add_argument("--json", action="store_true")
-    add_model_flags(s, generation=False)
+    add_option_flags(s)
 
     e = sub.add_parser("eval", help="zero-shot evaluation of a labelled image folder, zip, CSV or CIFAR archive")
     e.add_argument("path", help="class folders (+labels.json/labels.txt), a zip of them, a path,label CSV, "
@@ -114,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
     e.add_argument("--out", default="eval-report", help="folder for eval.json, report.md and confusion.png")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    add_model_flags(e, generation=False)
+    add_option_flags(e)
 
     v = sub.add_parser("serve", help="start the web app")
     v.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -122,36 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
                    help="port to listen on (default 7860; Spaces set GRADIO_SERVER_PORT)")
     v.add_argument("--share", action="store_true", help="ask gradio for a public link (off by default)")
-    v.add_argument("--compare-models", nargs="+", help="extra text-to-image models the Compare tab may pick "
-                   "(env CLIPDEMO_COMPARE_MODELS, comma-separated)")
-    add_model_flags(v)
+    add_option_flags(v, "serve")
     return parser
 
 
 def settings_from(args: argparse.Namespace):
-    return resolve_settings(
-        sd_model=getattr(args, "sd_model", None),
-        clip_model=args.clip_model,
-        dtype=args.dtype,
-        device=args.device,
-        preset=args.preset,
-        zh_clip_model=args.zh_clip_model,
-        zh_sd_model=getattr(args, "zh_sd_model", None),
-        zh_mode=getattr(args, "zh_mode", None),
-        translator=getattr(args, "translator", None),
-        pick_model=getattr(args, "pick_model", None),
-        pickscore=getattr(args, "pickscore", None),
-        rank_by=getattr(args, "rank_by", None),
-        moderation=getattr(args, "moderation", None),
-        safety_model=getattr(args, "safety_model", None),
-        moderation_threshold=getattr(args, "moderation_threshold", None),
-        compare_models=getattr(args, "compare_models", None),
-        decoder=getattr(args, "decoder", None),
-        compile=getattr(args, "compile", None),
-        cpu_offload=getattr(args, "cpu_offload", None),
-        fast_conv=getattr(args, "fast_conv", None),
-        fast_attention=getattr(args, "fast_attention", None),
-    )
+    return resolve_settings(**{o.name: getattr(args, o.name, None) for o in OPTIONS})
 
 
 def cmd_generate(args, studio: Studio) -> int:

@@ -15,7 +15,8 @@ from PIL import Image
 
 from clipdemo import GenerationRequest, Studio, resolve_settings
 from clipdemo.config import DEFAULT_PICK_PROCESSOR
-from clipdemo.loading import (MODELS, ModelSpec, cached_conversion, load_clip, load_safety_checker, load_text2image,
+from clipdemo.hub import cached_conversion
+from clipdemo.loading import (MODELS, ModelSpec, load_clip, load_safety_checker, load_text2image,
                               load_tiny_decoder, load_translator)
 
 CPU, FP32 = torch.device("cpu"), torch.float32

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clipdemo.loading import PYTORCH_CHECKPOINT, SAFETENSORS
+from clipdemo.hub import PYTORCH_CHECKPOINT, SAFETENSORS
 from tests.hub_cache import Layout, add_repo
 from tests.multilingual_models import (save_tiny_chinese_clip, save_tiny_marian, save_tiny_pickscore,
                                        save_tiny_safety_checker)

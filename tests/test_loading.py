@@ -39,7 +39,7 @@ def test_folder_with_a_pytorch_checkpoint_loads_through_the_weights_only_loader(
 
     from safetensors.torch import load_file
 
-    from clipdemo.loading import PYTORCH_CHECKPOINT
+    from clipdemo.hub import PYTORCH_CHECKPOINT
 
     folder = tmp_path / "bin-only"
     shutil.copytree(tiny_clip_dir, folder)

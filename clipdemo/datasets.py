@@ -230,3 +230,23 @@ def subset_classes(image_set: ImageSet, classes: list[str]) -> ImageSet:
     return ImageSet([image_set.class_names[i] for i in chosen], [image_set.labels[i] for i in chosen],
                     [image_set.sources[i] for i in keep], [remap[image_set.targets[i]] for i in keep],
                     [image_set.names[i] for i in keep])
+
+
+def apply_label_overrides(image_set: ImageSet, text: str | None) -> ImageSet:
+    """Relabel classes from "folder: label" lines (blank lines ignored); returns the same ImageSet.
+
+    Every folder named must exist, so a typo is an error instead of a silently unchanged label.
+    """
+    overrides = {}
+    for line in (text or "").splitlines():
+        if line.strip():
+            if ":" not in line:
+                raise InputError(f"Write each label as 'folder: label' (got '{line.strip()}').")
+            key, value = line.split(":", 1)
+            overrides[key.strip()] = value.strip()
+    unknown = sorted(set(overrides) - set(image_set.class_names))
+    if unknown:
+        raise InputError(f"No class folder named '{unknown[0]}' in the zip "
+                         f"(folders: {', '.join(image_set.class_names)}).")
+    image_set.labels = [overrides.get(n, l) for n, l in zip(image_set.class_names, image_set.labels)]
+    return image_set

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clipdemo.cli import main
-from clipdemo.datasets import from_class_folders, load_image_set, safe_extract_zip
+from clipdemo.datasets import apply_label_overrides, from_class_folders, load_image_set, safe_extract_zip
 from clipdemo.errors import InputError
 from clipdemo.evaluation import load_templates
 
@@ -115,6 +115,26 @@ def test_csv_and_zip_layouts(tmp_path):
             zf.write(p, f"data/{p.relative_to(root)}")
     from_zip = load_image_set(archive, workdir=tmp_path / "unzipped")
     assert from_zip.class_names == ["bird", "cat", "dog"] and len(from_zip) == 9
+
+
+def test_label_override_lines_relabel_the_named_folders(tmp_path):
+    image_set = from_class_folders(write_folder(tmp_path / "data"))  # bird, cat, dog
+    same = apply_label_overrides(image_set, "cat: 猫\n\n  dog :a photo: of a dog  \n")
+    assert same is image_set and image_set.labels == ["bird", "猫", "a photo: of a dog"]
+    assert image_set.class_names == ["bird", "cat", "dog"] and len(image_set) == 9
+    assert apply_label_overrides(image_set, None).labels == ["bird", "猫", "a photo: of a dog"]
+    assert apply_label_overrides(image_set, "  \n").labels == ["bird", "猫", "a photo: of a dog"]
+
+
+def test_label_override_lines_refuse_bad_lines_and_unknown_folders(tmp_path):
+    image_set = from_class_folders(write_folder(tmp_path / "data"))
+    with pytest.raises(InputError) as bad:
+        apply_label_overrides(image_set, "cat: 猫\n  dog 狗  ")
+    assert str(bad.value) == "Write each label as 'folder: label' (got 'dog 狗')."
+    with pytest.raises(InputError) as unknown:
+        apply_label_overrides(image_set, "zebra: 斑马\nant: 蚂蚁\ncat: 猫")
+    assert str(unknown.value) == "No class folder named 'ant' in the zip (folders: bird, cat, dog)."
+    assert image_set.labels == ["bird", "cat", "dog"]  # a refused text changes nothing
 
 
 @pytest.mark.parametrize("entry, message", [("/etc/evil.png", "outside"), ("../evil.png", "outside"),

@@ -110,7 +110,7 @@ def test_spaces_gpu_is_used_only_when_present(monkeypatch):
     import sys
     import types
 
-    from clipdemo.ui.app import on_gpu
+    from clipdemo.ui.common import on_gpu
 
     def fn():
         return 1

@@ -36,9 +36,9 @@ def test_pickscore_is_a_second_score_and_can_sort(tiny_sd_dir, tiny_clip_dir, pi
         assert values == sorted(values, reverse=True) and result.rank_by == key
         assert "Pick " in result.images[0].caption() and "CLIP " in result.images[0].caption()
 
-    from clipdemo.ui.app import _publish
+    from clipdemo.ui.formatting import ranking_table
 
-    _, table, _ = _publish(by_pick)  # the page's ranking table shows both scores
+    table = ranking_table(by_pick)  # the page's ranking table shows both scores
     assert table["headers"] == ["rank", "seed", "CLIP score", "PickScore", "moderation"]
     assert [row[2:4] for row in table["data"]] == [[round(item.scores[k], 3) for k in ("clip", "pickscore")]
                                                    for item in by_pick.images]

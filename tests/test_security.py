@@ -50,7 +50,7 @@ def test_upload_count_and_size_are_capped(served, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    from clipdemo.ui.app import MAX_UPLOADS
+    from clipdemo.ui.common import MAX_UPLOADS
 
     demo, url = served
     client = Client(url, verbose=False)

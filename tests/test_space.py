@@ -23,12 +23,12 @@ START_TIMEOUT = 120  # seconds for the server to answer; it imports torch, diffu
 def test_on_gpu_wraps_the_gpu_handlers_with_spaces_gpu(studio, monkeypatch):
     import spaces  # requirements-dev.txt installs it: ZeroGPU Spaces have it
 
-    from clipdemo.ui import app as ui_app
+    from clipdemo.ui import build_app, common
 
     def handler():
         return "ran"
 
-    assert ui_app.on_gpu(handler) is spaces.GPU(handler)  # off ZeroGPU, spaces.GPU hands back the function
+    assert common.on_gpu(handler) is spaces.GPU(handler)  # off ZeroGPU, spaces.GPU hands back the function
     wrapped, ran = [], []
 
     def gpu(fn):  # stands in for ZeroGPU's wrapper: records what it wraps and what runs through it
@@ -42,14 +42,14 @@ def test_on_gpu_wraps_the_gpu_handlers_with_spaces_gpu(studio, monkeypatch):
         return run
 
     monkeypatch.setattr(spaces, "GPU", gpu)
-    assert ui_app.on_gpu(handler)() == "ran" and ran == ["handler"]
+    assert common.on_gpu(handler)() == "ran" and ran == ["handler"]
     wrapped.clear()
 
     from gradio_client import Client
 
     from tests.servers import launch_local
 
-    demo = ui_app.build_app(studio)
+    demo = build_app(studio)
     assert sorted(wrapped) == ["compare", "generate"]  # the handlers that use the GPU, and only those
     demo.queue(max_size=4)
     try:

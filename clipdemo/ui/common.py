@@ -1,0 +1,139 @@
+"""What every tab shares: error display, binding handlers to the studio, uploads, temp folders, run files."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from ..errors import InputError, ModelLoadError
+from ..images import load_image
+
+MAX_UPLOADS = 16  # images per request in the classify and similarity tabs
+KEEP_RUNS = 200  # generated runs kept in the temp folder for download; older ones are deleted
+
+
+def user_errors(fn):
+    """Show InputError and ModelLoadError as a message box instead of a stack trace."""
+
+    @functools.wraps(fn)  # keeps the signature: gradio reads parameter names and gr.Request/gr.Progress from it
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, ModelLoadError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    return wrapper
+
+
+def bind(fn: Callable, *leading: Any) -> Callable:
+    """fn with its first arguments fixed, keeping its name, docstring and the rest of its signature.
+
+    Not functools.partial: gradio names API parameters and finds gr.Request/gr.Progress from the
+    signature and type hints, and spaces.GPU and the tests read the handler's __name__.
+    """
+
+    @functools.wraps(fn)
+    def bound(*args, **kwargs):
+        return fn(*leading, *args, **kwargs)
+
+    signature = inspect.signature(fn)
+    dropped = list(signature.parameters)[:len(leading)]
+    bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[len(leading):])
+    bound.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in dropped}
+    return bound
+
+
+def show_notices(notices: list[str]) -> None:
+    """Each notice as a toast, besides its line in the result's summary."""
+    for notice in notices:
+        gr.Warning(notice)
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+class StopFlags:
+    """One threading.Event per browser session: Stop sets it, the diffusion callback checks it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flags: dict[str | None, threading.Event] = {}
+
+    def arm(self, session: str | None):
+        with self._lock:
+            if len(self._flags) > 10_000:  # bounded: forget old sessions
+                self._flags.clear()
+            flag = self._flags.setdefault(session, threading.Event())
+            flag.clear()
+            return flag
+
+    def stop(self, session: str | None) -> None:
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+
+
+def on_gpu(fn):
+    """On ZeroGPU Spaces, run fn with a GPU attached (spaces.GPU); elsewhere, unchanged."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+def auth_from_env(value: str | None) -> tuple[str, str] | None:
+    """CLIPDEMO_AUTH=user:password turns on basic auth; unset means none."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise InputError("CLIPDEMO_AUTH must look like user:password.")
+    return user, password
+
+
+def upload_paths(files: list[Any] | None) -> list[str]:
+    """Server paths of gr.File values (paths, or file objects from older clients)."""
+    return [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files or []]
+
+
+def read_uploads(files: list[Any] | None) -> tuple[list, list[str]]:
+    """PIL images and display names from gr.File values (paths)."""
+    files = files or []
+    if not files:
+        raise InputError("Upload at least one image.")
+    if len(files) > MAX_UPLOADS:
+        raise InputError(f"Too many images: {len(files)} (the limit is {MAX_UPLOADS} per request).")
+    paths = upload_paths(files)
+    names = [Path(p).name for p in paths]
+    return [load_image(p, name=n) for p, n in zip(paths, names)], names
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the newest `keep` entries of a temp folder, so a long-running server stays small."""
+    entries = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+
+
+def write_run_files(result) -> tuple[list, str]:
+    """Write the run's PNGs (with provenance metadata) and its zip; gallery items and the zip's path."""
+    from ..ranking import image_filename, write_run, zip_run
+
+    runs = Path(tempfile.gettempdir()) / "clipdemo-runs"
+    prune(runs, 2 * KEEP_RUNS)  # a folder and a zip per run
+    out = runs / uuid.uuid4().hex
+    write_run(result, out)
+    archive = zip_run(out, out.parent / f"{out.name}.zip")
+    gallery = [(str(out / image_filename(item)), item.caption()) for item in result.images]
+    return gallery, str(archive)

@@ -1,0 +1,70 @@
+"""The Evaluate tab: zero-shot accuracy on an uploaded zip of class folders, with its report files."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from ..errors import InputError
+from ..evaluation import TEMPLATE_SETS
+from ..images import load_image
+from .common import bind, prune, show_notices, user_errors
+from .formatting import eval_mistakes, eval_rows, eval_summary
+
+MAX_EVAL_FILES = 2000  # images in one uploaded zip
+MAX_EVAL_BYTES = 200 * 2**20  # uncompressed size of one uploaded zip
+KEEP_EVALS = 40  # an extracted folder and a report per evaluation
+
+
+def evaluate(studio, archive: str | None, label_lines: str, templates: str, custom_template: str,
+             scorer: str = "auto", progress=gr.Progress()):
+    """Zero-shot evaluation of a zip of class folders: metrics, confusion matrix, mistakes."""
+    from ..datasets import apply_label_overrides, from_class_folders, safe_extract_zip
+    from ..evaluation import write_report
+    from ..plots import confusion_figure
+
+    if not archive:
+        raise InputError("Upload a zip with one folder of images per class.")
+    evals = Path(tempfile.gettempdir()) / "clipdemo-evals"
+    evals.mkdir(exist_ok=True)
+    prune(evals, KEEP_EVALS)
+    work = tempfile.mkdtemp(prefix="eval-", dir=evals)
+    folder = safe_extract_zip(archive, work, max_files=MAX_EVAL_FILES, max_bytes=MAX_EVAL_BYTES)
+    image_set = from_class_folders(folder, follow_symlinks=False)  # an upload: never read through a link
+    apply_label_overrides(image_set, label_lines)
+    choice = (custom_template or "").strip() if templates == "custom" else templates
+    result = studio.evaluate(image_set, choice or "single", batch_size=32,
+                             progress=lambda done, total: progress((done, total), desc="Classifying", unit="images"),
+                             scorer=scorer)
+    show_notices(result.notices)
+    paths = write_report(result, work + "-report", Path(archive).stem)
+    mistakes = [(load_image(image_set.sources[result.source_indices[i]]), caption)
+                for i, caption in eval_mistakes(result)]
+    figure = confusion_figure(result.confusion, result.labels)
+    files = [str(paths["json"]), str(paths["markdown"]), str(paths["confusion"])]
+    return eval_summary(result), eval_rows(result), figure, mistakes, files
+
+
+def build_evaluate(studio, scorer_choice: gr.Radio) -> None:
+    with gr.Tab("Evaluate"):
+        with gr.Row():
+            with gr.Column():
+                archive = gr.File(label="Zip of class folders (one folder of images per class)",
+                                  file_types=[".zip"], elem_id="eval-zip")
+                label_lines = gr.Textbox(value="", label="Labels (optional, one 'folder: label' per line)",
+                                         lines=3, placeholder="cat: 猫\ndog: 狗")
+                templates = gr.Dropdown([*TEMPLATE_SETS, "custom"], value="single",
+                                        label="Templates (single picks the labels' language)")
+                custom = gr.Textbox(value="", label="Custom template",
+                                    placeholder="a photo of a {}, a type of pet.")
+                go = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
+            with gr.Column():
+                summary = gr.Markdown(label="summary")
+                plot = gr.Plot(label="Confusion matrix")
+                table = gr.Dataframe(headers=["class", "accuracy"], label="Per-class accuracy", interactive=False)
+                mistakes = gr.Gallery(label="Misclassified (true → predicted)", columns=6, format="png")
+                files = gr.File(label="Report files", file_count="multiple")
+        go.click(user_errors(bind(evaluate, studio)), [archive, label_lines, templates, custom, scorer_choice],
+                 [summary, table, plot, mistakes, files], api_name="evaluate", concurrency_limit=1)

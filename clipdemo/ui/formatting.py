@@ -1,0 +1,163 @@
+"""What the page shows, as plain strings and table rows: no gradio here, so each piece is testable alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..loading import display_name
+
+shown = display_name  # a model's name for the page: no server paths
+MISTAKES_SHOWN = 24  # misclassified images in the Evaluate tab's gallery
+
+
+def notice_lines(notices: list[str]) -> str:
+    """The notices under a result's summary, one paragraph each."""
+    return "".join(f"\n\n⚠️ {n}" for n in notices)
+
+
+def banner(sd_model: str, clip_model: str, device: str, dtype: Any, rank_by: str, helpers: dict[str, str],
+           notices: list[str]) -> str:
+    """The header: which models run where, the helpers' states, and the studio's notices."""
+    return (
+        "# clipdemo\nGenerate candidates with Stable Diffusion, rank them with CLIP, and explore CLIP "
+        f"zero-shot.\n\nModels: **{shown(sd_model)}** (generation), **{shown(clip_model)}** (CLIP) · "
+        f"device {device}, {str(dtype).replace('torch.', '')} · loaded on first use."
+        + f"\n\nRanking: CLIPScore, sorted by {rank_by}. Helpers: "
+        + " · ".join(f"**{name}** {state}" for name, state in helpers.items())
+        + "".join(f"\n\n> ⚠️ {notice}" for notice in notices)
+    )
+
+
+def scorer_info(zh_clip_model: str, clip_model: str) -> str:
+    return f"auto: text with Chinese characters is scored by {shown(zh_clip_model)}, other text by {shown(clip_model)}"
+
+
+def ranking_table(result) -> dict:
+    """The Ranking table of a RankResult.
+
+    It has a PickScore column only when the run was scored by PickScore: an always-empty column reads as a fault.
+    """
+    kinds = ["clip"] + (["pickscore"] if any("pickscore" in item.scores for item in result.images) else [])
+    rows = [[item.rank, item.seed,
+             *(None if k not in item.scores else round(item.scores[k], 3) for k in kinds),
+             "flagged, blurred" if item.moderation and item.moderation["flagged"] else
+             ("ok" if item.moderation else "unchecked")]
+            for item in result.images]
+    headers = ["rank", "seed", "CLIP score"] + (["PickScore"] if "pickscore" in kinds else []) + ["moderation"]
+    return {"headers": headers, "data": rows}
+
+
+def describe_run(result) -> str:
+    """The details under a generated run: models, seeds, translation, weights and notices."""
+    req = result.request
+    info = (
+        f"Ranked by {result.rank_by} with **{shown(result.clip_model)}**; generated with "
+        f"**{shown(result.sd_model)}**. Seeds {req.seed}–{req.seed + req.n - 1}."
+    )
+    if result.translated_prompt:
+        info += f"\n\nTranslated for the pipeline: *{result.translated_prompt}* (ranked against the prompt as typed)."
+    if result.models:
+        info += "\n\nWeights: " + " · ".join(f"{role.replace('_', ' ')} {m['model']} ({m['weights']})"
+                                            for role, m in result.models.items())
+    if result.notices:
+        info += "\n\n" + "\n".join(f"- ⚠️ {n}" for n in result.notices)
+    return info
+
+
+def label_scores(classification) -> dict[str, float]:
+    """One image's predictions as gr.Label takes them."""
+    return {p.label: p.prob for p in classification.predictions}
+
+
+def classify_rows(result) -> list[list]:
+    return [[r.name, p.label, round(p.prob, 4)] for r in result.images for p in r.predictions]
+
+
+def classify_captions(result) -> list[str]:
+    return [f"{r.name}: {r.top.label} ({r.top.prob:.0%})" for r in result.images]
+
+
+def classify_info(result) -> str:
+    return f"Scored by **{shown(result.scorer)}** with template `{result.template}`" + notice_lines(result.notices)
+
+
+def similarity_rows(result) -> list[list]:
+    return [
+        [name, text, round(float(result.cosine[i, j]), 4), round(float(result.clip_score[i, j]), 2)]
+        for i, name in enumerate(result.image_names)
+        for j, text in enumerate(result.texts)
+    ]
+
+
+def similarity_title(result) -> str:
+    return f"cosine similarity · scored by {shown(result.scorer)}"
+
+
+def similarity_info(result) -> str:
+    return f"Scored by **{shown(result.scorer)}**" + notice_lines(result.notices)
+
+
+def moderation_summary(names: list[str], verdicts: list, checker: str) -> str:
+    lines = [f"Checker: **{shown(checker)}** · threshold {verdicts[0].threshold:g}"]
+    for name, verdict in zip(names, verdicts):
+        concept, score = verdict.top
+        lines.append(f"- {name}: " + (f"⚠️ **flagged** ({concept}, {score:.3f})" if verdict.flagged
+                                      else f"ok (highest: {concept}, {score:.3f})"))
+    return "\n".join(lines)
+
+
+def moderation_rows(names: list[str], verdicts: list) -> list[list]:
+    return [[name, c, round(v, 4), v > verdict.threshold] for name, verdict in zip(names, verdicts)
+            for c, v in verdict.scores.items()]
+
+
+def moderation_captions(names: list[str], verdicts: list) -> list[str]:
+    return [f"{name}: {'flagged' if verdict.flagged else 'ok'}" for name, verdict in zip(names, verdicts)]
+
+
+def eval_summary(result) -> str:
+    skipped = f" ({len(result.skipped)} unreadable, skipped)" if result.skipped else ""
+    return (f"**top-1 {result.top1:.1%}** · top-5 {result.top5:.1%} · {len(result.targets)} images{skipped}, "
+            f"{len(result.labels)} classes · logits `torch.Size([{result.logits.shape[0]}, "
+            f"{result.logits.shape[1]}])` · templates {result.templates} ({result.n_templates}) · "
+            f"CLIP {shown(result.clip_model)}")
+
+
+def eval_rows(result) -> list[list]:
+    return [[label, None if acc is None else round(acc, 4)] for label, acc in result.per_class.items()]
+
+
+def eval_mistakes(result, limit: int = MISTAKES_SHOWN) -> list[tuple[int, str]]:
+    """(row, "true → predicted") for the first misclassified images."""
+    predictions = result.predictions
+    return [(i, f"{result.labels[result.targets[i]]} → {result.labels[predictions[i]]}")
+            for i in result.misclassified(limit)]
+
+
+def score_name(key: str) -> str:
+    return "CLIPScore" if key == "clip" else "PickScore"
+
+
+def compare_summary(result) -> str:
+    """The A-against-B table of a Comparison and who won."""
+    stats_a, stats_b = result.stats
+    wins_a, wins_b, ties = result.wins
+    return (
+        f"| {score_name(result.key)} | A | B |\n|---|---|---|\n"
+        f"| mean | {stats_a.mean:.3f} | {stats_b.mean:.3f} |\n"
+        f"| max | {stats_a.max:.3f} | {stats_b.max:.3f} |\n"
+        f"| spread (std) | {stats_a.spread:.3f} | {stats_b.spread:.3f} |\n"
+        f"| seeds won | {wins_a} | {wins_b} |\n\n"
+        f"Same seeds {result.seeds[0]}–{result.seeds[-1]}; ties: {ties}. "
+        + ("**A wins.**" if wins_a > wins_b else "**B wins.**" if wins_b > wins_a else "**A draw.**")
+    )
+
+
+def compare_rows(result) -> list[list]:
+    return [[s, round(x, 3), round(y, 3)] for s, x, y in
+            zip(result.seeds, result.scores(result.a), result.scores(result.b))]
+
+
+def setting_title(side: str, model: str, setting) -> str:
+    """A side's name in the score-distribution plot."""
+    return f"{side}: {model}, {setting.steps} steps, g {setting.guidance:g}, {setting.scheduler}"

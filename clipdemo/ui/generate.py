@@ -1,0 +1,111 @@
+"""The Generate & rank tab: candidates for a prompt, ranked best-first, with a Stop button."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..errors import Cancelled
+from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest
+from ..history import run_from_result
+from .common import StopFlags, bind, on_gpu, session_of, show_notices, user_errors, write_run_files
+from .formatting import describe_run, ranking_table, shown
+
+EXAMPLE_PROMPTS = [
+    ["a dog wearing glasses"],
+    ["一只戴眼镜的狗"],
+    ["a red circle"],
+    ["a watercolor painting of a lighthouse at dawn"],
+]
+
+
+def generate(
+    studio,
+    stop_flags: StopFlags,
+    prompt: str,
+    negative_prompt: str,
+    num_candidates: int,
+    steps: int,
+    guidance: float,
+    width: int,
+    height: int,
+    seed: str,
+    scorer: str = "auto",
+    pickscore: bool | None = None,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
+    """Generate candidates for a prompt and rank them best-first by CLIPScore."""
+    progress(0, desc="Loading models")
+    job = GenerationRequest(
+        prompt, negative_prompt or "", num_candidates, steps, guidance, width, height,
+        None if seed is None or not str(seed).strip() else str(seed).strip(),
+    ).validated()
+
+    def on_step(step: int, total: int) -> None:
+        progress((step, total), desc="Denoising", unit="steps")
+
+    stop_flag = stop_flags.arm(session_of(request))
+    try:
+        result = studio.generate(job, on_step, scorer=scorer, should_stop=stop_flag.is_set, pickscore=pickscore)
+    except Cancelled:
+        raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
+    show_notices(result.notices)
+    gallery, archive = write_run_files(result)
+    run = run_from_result(0, "generate", result, model_label=shown(result.sd_model))
+    return gallery, ranking_table(result), describe_run(result), archive, run
+
+
+def stop(stop_flags: StopFlags, request: gr.Request = None):
+    """Stop this page's running generation; its worker is freed at the next denoising step."""
+    stop_flags.stop(session_of(request))
+    return "Stopping…"
+
+
+def pickscore_info(on_cpu: bool) -> str:
+    return ("also score with PickScore (human-preference CLIP-H; "
+            + ("about a fifth more time on this CPU" if on_cpu else "cheap on a GPU") + ", loads on first use)")
+
+
+def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency, gr.State]:
+    """The tab's layout and events; returns the generate event and the state holding its run for History."""
+    s, d = studio.settings, studio.settings.defaults
+    stop_flags = StopFlags()
+    with gr.Tab("Generate & rank"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2)
+                negative = gr.Textbox(value="", label="Negative prompt", placeholder="blurry, low quality")
+                with gr.Row():
+                    n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Candidates")
+                    steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label="Steps")
+                    guidance = gr.Slider(0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="Guidance")
+                with gr.Row():
+                    width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
+                    height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
+                    seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
+                pickscore = gr.Checkbox(value=studio.pickscore_default, label="PickScore",
+                                        interactive=s.pick_model != "none", elem_id="pickscore-box",
+                                        info=pickscore_info(studio.device.type == "cpu"))
+                with gr.Row():
+                    go = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=3)
+                    # Shown only while this page's generation runs.
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1, visible=False)
+                gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt])
+            with gr.Column(scale=3):
+                gallery = gr.Gallery(label="Ranked candidates (best first)", columns=4, format="png",
+                                     height=320, elem_id="ranked-gallery")
+                info = gr.Markdown(label="details")
+                ranking = gr.Dataframe(headers=["rank", "seed", "CLIP score", "moderation"],
+                                       label="Ranking", interactive=False, elem_id="ranking-table")
+                download = gr.File(label="Download all (PNGs with their parameters + manifest.json)")
+        last_run = gr.State(None)
+        gen_event = go.click(lambda: gr.Button(visible=True), None, stop_button, queue=False,
+                             api_visibility="private")
+        gen_event = gen_event.then(user_errors(on_gpu(bind(generate, studio, stop_flags))),
+                                   [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice,
+                                    pickscore],
+                                   [gallery, ranking, info, download, last_run], api_name="generate",
+                                   concurrency_limit=1)
+        gen_event.then(lambda: gr.Button(visible=False), None, stop_button, queue=False, api_visibility="private")
+        stop_button.click(bind(stop, stop_flags), None, info, api_name="stop", concurrency_limit=None, queue=False)
+    return gen_event, last_run

@@ -1,0 +1,34 @@
+"""The Moderate tab: the configured checker's per-concept scores and verdict for uploaded images."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .common import MAX_UPLOADS, bind, read_uploads, user_errors
+from .formatting import moderation_captions, moderation_rows, moderation_summary
+
+
+def moderate(studio, images: list[str]):
+    """Per-concept scores and the verdict for each image, with the configured checker."""
+    from ..moderation import blur
+
+    pil_images, names = read_uploads(images)
+    verdicts, checker = studio.moderate(pil_images)
+    shown_images = [blur(image, verdict) if verdict.flagged else image for image, verdict in zip(pil_images, verdicts)]
+    gallery = list(zip(shown_images, moderation_captions(names, verdicts)))
+    return moderation_summary(names, verdicts, checker), moderation_rows(names, verdicts), gallery
+
+
+def build_moderate(studio) -> None:
+    with gr.Tab("Moderate"):
+        with gr.Row():
+            with gr.Column():
+                images = gr.File(label=f"Images (up to {MAX_UPLOADS})", file_count="multiple",
+                                 file_types=["image"], elem_id="moderate-files")
+                go = gr.Button("Check", variant="primary", elem_id="moderate-button")
+            with gr.Column():
+                verdict = gr.Markdown(label="verdict")
+                gallery = gr.Gallery(label="Images as shown (flagged ones blurred)", columns=4, format="png")
+                table = gr.Dataframe(headers=["image", "concept", "score", "flagged"], interactive=False)
+        go.click(user_errors(bind(moderate, studio)), [images], [verdict, table, gallery],
+                 api_name="moderate", concurrency_limit=2)

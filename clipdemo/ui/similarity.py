@@ -1,0 +1,39 @@
+"""The Similarity tab: the image × text cosine matrix, and how uploaded clipdemo PNGs were made."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..plots import similarity_heatmap
+from .common import MAX_UPLOADS, bind, read_uploads, show_notices, upload_paths, user_errors
+from .formatting import similarity_info, similarity_rows, similarity_title
+
+
+def similarity(studio, images: list[str], texts: str, scorer: str = "auto"):
+    """Cosine similarity of every image with every text (one per line), and each pair's CLIPScore."""
+    from ..provenance import read_metadata
+
+    pil_images, names = read_uploads(images)
+    lines = [t for t in (texts or "").splitlines() if t.strip()]
+    result = studio.similarity(pil_images, lines, names=names, scorer=scorer)
+    show_notices(result.notices)
+    figure = similarity_heatmap(result.cosine, result.image_names, result.texts, similarity_title(result))
+    found = {name: meta for name, p in zip(names, upload_paths(images)) if (meta := read_metadata(p))}
+    return figure, similarity_rows(result), similarity_info(result), found
+
+
+def build_similarity(studio, scorer_choice: gr.Radio) -> None:
+    with gr.Tab("Similarity"):
+        with gr.Row():
+            with gr.Column():
+                images = gr.File(label=f"Images (up to {MAX_UPLOADS})", file_count="multiple",
+                                 file_types=["image"], elem_id="similarity-files")
+                texts = gr.Textbox(label="Texts (one per line)", lines=4, placeholder="a dog\na cat\n一只戴眼镜的狗")
+                go = gr.Button("Compute similarity", variant="primary", elem_id="similarity-button")
+            with gr.Column():
+                heatmap = gr.Plot(label="Cosine similarity")
+                table = gr.Dataframe(headers=["image", "text", "cosine", "CLIP score"], interactive=False)
+                info = gr.Markdown(label="scorer")
+                metadata = gr.JSON(label="How uploaded clipdemo PNGs were made (from their metadata)")
+        go.click(user_errors(bind(similarity, studio)), [images, texts, scorer_choice],
+                 [heatmap, table, info, metadata], api_name="similarity", concurrency_limit=4)

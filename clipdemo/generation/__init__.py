@@ -1,0 +1,13 @@
+"""Generate N candidate images for one prompt, each reproducible from its own seed.
+
+request: what a generate asks for; candidates: the seeded batch through the pipeline; pipeline: its
+assembly; translate: zh→en prompts; run: one whole generate, step by step (imported on its own, as
+`clipdemo.generation.run`, since it draws on scoring and moderation too).
+"""
+
+from .candidates import Candidate, PromptCache, check_output, generate_candidates, generate_within_memory
+from .request import (MAX_CANDIDATES, MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest,
+                      ProgressFn)
+
+__all__ = ["Candidate", "GenerationRequest", "MAX_CANDIDATES", "MAX_GUIDANCE", "MAX_SEED", "MAX_SIZE", "MAX_STEPS",
+           "MIN_SIZE", "ProgressFn", "PromptCache", "check_output", "generate_candidates", "generate_within_memory"]

@@ -1,0 +1,141 @@
+"""The seeded candidates of one request: one pipeline call for all N, halved on GPU out-of-memory.
+
+Candidate i uses seed + i with its own torch.Generator, so any single image can be regenerated alone
+with n=1 and that seed. All N go through the UNet as one batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import Cancelled, InputError
+from .request import GenerationRequest, ProgressFn
+
+PROMPT_CACHE_SIZE = 32
+
+
+@dataclass
+class Candidate:
+    seed: int
+    image: Image.Image
+    problem: str | None = None  # e.g. "the model produced NaN values"; such images are not ranked
+
+
+def check_output(pixels: np.ndarray) -> str | None:
+    """Say what is wrong with a generated image, or None when it looks like a real picture."""
+    if not np.isfinite(pixels).all():
+        return "the model produced NaN values (try fp32 with --dtype fp32)"
+    if pixels.max() <= 1.0 / 255:
+        return "the model produced an all-black image"
+    return None
+
+
+def generate_candidates(
+    pipe: Any,
+    request: GenerationRequest,
+    progress: ProgressFn | None = None,
+    prompt_embeddings: tuple | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Candidate]:
+    """Run the pipeline once for all N candidates. `request` must already be validated.
+
+    `prompt_embeddings` is (prompt_embeds, negative_prompt_embeds) from pipe.encode_prompt, when the
+    caller caches them; otherwise the pipeline encodes the prompt itself.
+    """
+    device = pipe.device if pipe.device.type != "mps" else torch.device("cpu")
+    seeds = [request.seed + i for i in range(request.n)]
+    generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+
+    def on_step_end(pipeline, step, timestep, callback_kwargs):
+        if should_stop is not None and should_stop():
+            raise Cancelled("Generation stopped.")
+        if progress is not None:
+            progress(step + 1, request.steps)
+        return callback_kwargs
+
+    with torch.inference_mode():
+        if prompt_embeddings is None:
+            text = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None)
+        else:
+            text = dict(prompt_embeds=prompt_embeddings[0], negative_prompt_embeds=prompt_embeddings[1])
+        output = pipe(
+            **text,
+            num_images_per_prompt=request.n,
+            num_inference_steps=request.steps,
+            guidance_scale=request.guidance,
+            width=request.width,
+            height=request.height,
+            generator=generators,
+            output_type="np",
+            callback_on_step_end=on_step_end,
+        )
+    return [to_candidate(seed, pixels) for seed, pixels in zip(seeds, output.images)]
+
+
+def to_candidate(seed: int, pixels: np.ndarray) -> Candidate:
+    """The 8-bit image of one output, with what is wrong with it (NaNs become black, not an error)."""
+    clean = np.nan_to_num(pixels, nan=0.0).clip(0, 1)
+    return Candidate(seed=seed, image=Image.fromarray((clean * 255).round().astype(np.uint8)),
+                     problem=check_output(pixels))
+
+
+class PromptCache:
+    """Text-encoder output for (prompt, negative, guidance on/off), least recently used out: re-runs skip the encoder."""
+
+    def __init__(self, size: int = PROMPT_CACHE_SIZE) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()
+
+    def embeddings(self, pipe: Any, request: GenerationRequest) -> tuple | None:
+        """(prompt_embeds, negative_prompt_embeds) for a Stable Diffusion pipeline; None for any other."""
+        from diffusers import StableDiffusionPipeline
+
+        if not isinstance(pipe, StableDiffusionPipeline):
+            return None
+        use_cfg = request.guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+        key = (id(pipe.text_encoder), request.prompt, request.negative_prompt, use_cfg)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        with torch.inference_mode():
+            embeddings = pipe.encode_prompt(request.prompt, pipe.device, 1, use_cfg, request.negative_prompt or None)
+        with self._lock:
+            self._entries[key] = embeddings
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return embeddings
+
+
+def generate_within_memory(pipe: Any, request: GenerationRequest, lock: threading.Lock, prompts: PromptCache,
+                           progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+                           ) -> tuple[list[Candidate], str | None]:
+    """Generate under the pipeline's lock; on GPU out-of-memory, retry with half the candidates until one fits.
+
+    Returns (candidates, notice or None). The seeds stay seed, seed+1, ... so the kept images are the
+    same ones a full run would have made.
+    """
+    n = request.n
+    while True:
+        attempt = replace(request, n=n)
+        try:
+            with lock:
+                candidates = generate_candidates(pipe, attempt, progress, prompts.embeddings(pipe, attempt), should_stop)
+        except torch.cuda.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if n == 1:
+                raise InputError("The GPU ran out of memory even for one image: try a smaller size.") from None
+            n = max(1, n // 2)
+            continue
+        if n < request.n:
+            return candidates, f"The GPU ran out of memory for {request.n} candidates, so {n} were generated."
+        return candidates, None

@@ -129,18 +129,16 @@ def modules(studio, chinese=False):
     english = studio.scorer().model
     found["clip"] = english.vision_model
     found["clip_text"] = english.text_model
-    pick = studio._scorers.get(studio.settings.pick_model)
+    pick = studio.models.loaded_scorer(studio.settings.pick_model)
     if pick is not None:
         found["pickscore"], found["pickscore_text"] = pick.model.vision_model, pick.model.text_model
     checker, _ = studio.moderator()
     if checker is not None and hasattr(checker, "model"):
         found["safety_checker"] = checker.model.vision_model
     if chinese:
-        from clipdemo.loading import MODELS, ModelSpec, load_translator
-        zh = studio._scorers[studio.settings.zh_clip_model].model
+        zh = studio.models.loaded_scorer(studio.settings.zh_clip_model).model
         found["zh_clip"], found["zh_clip_text"] = zh.vision_model, zh.text_model
-        found["translator"] = load_translator(ModelSpec("translator", studio.settings.translator, "", ""),
-                                              studio.device)[0]
+        found["translator"] = studio.models.translator()[0]
     return found
 
 def profile(studio, prompt, chinese=False, repeats=2):

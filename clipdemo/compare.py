@@ -7,19 +7,17 @@ from the starting noise. Per seed, the higher score wins.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+from .generation import GenerationRequest, ProgressFn
+from .generation.pipeline import SCHEDULERS
+from .generation.run import generate
 from .ranking import RankResult
 
-SCHEDULERS = {
-    "default": None,
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "dpm++": "DPMSolverMultistepScheduler",
-    "ddim": "DDIMScheduler",
-    "unipc": "UniPCMultistepScheduler",
-}
+if TYPE_CHECKING:
+    from .models import ModelRegistry
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,10 @@ class Setting:
         if self.scheduler not in SCHEDULERS:
             raise InputError(f"Unknown scheduler '{self.scheduler}'. Choose one of: {', '.join(SCHEDULERS)}.")
         return self
+
+    def applied_to(self, request: GenerationRequest) -> GenerationRequest:
+        """`request` with this side's steps, guidance and negative prompt."""
+        return replace(request, negative_prompt=self.negative_prompt, steps=self.steps, guidance=self.guidance)
 
 
 @dataclass
@@ -85,7 +87,15 @@ class Comparison:
         return a_wins, b_wins, ties
 
 
-def scheduler_class(name: str):
-    import diffusers
-
-    return None if SCHEDULERS[name] is None else getattr(diffusers, SCHEDULERS[name])
+def compare(models: ModelRegistry, prompt: str, seed: int | None, n: int, a: Setting, b: Setting,
+            width: int | None = None, height: int | None = None, progress: ProgressFn | None = None,
+            scorer: str | None = "auto") -> Comparison:
+    """Generate with settings A and B on the same seeds and compare their scores."""
+    d = models.settings.defaults
+    a, b = a.check(), b.check()
+    base = GenerationRequest(prompt, n=n, width=width or d.width, height=height or d.height, seed=seed)
+    first = a.applied_to(base).validated()
+    second = b.applied_to(first).validated()  # first's seed, even when none was given
+    result_a = generate(models, first, progress, scorer, a.model, a.scheduler)
+    result_b = generate(models, second, progress, scorer, b.model, b.scheduler)
+    return Comparison(result_a, result_b, result_a.rank_by, [first.seed + i for i in range(first.n)])

@@ -101,3 +101,25 @@ def test_a_tiny_decoder_keeps_the_pipelines_dtype(tiny_sd_dir, tiny_clip_dir, ta
     assert type(other.scheduler).__name__ != type(pipe.scheduler).__name__
     assert other.vae is pipe.vae and other.unet is pipe.unet
     assert {other.unet.dtype, pipe.unet.dtype, pipe.vae.dtype} == {torch.bfloat16}
+
+
+def test_the_registry_hands_out_each_model_once(tiny_sd_dir, tiny_clip_dir):
+    studio = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
+    assert studio.models.loaded_scorer(str(tiny_clip_dir)) is None  # looking never loads
+    assert studio.scorer() is studio.models.scorer() is studio.models.loaded_scorer(str(tiny_clip_dir))
+    pipe = studio.pipeline()
+    assert studio.pipeline() is pipe
+    # Another sampler is a view of the same UNet: it waits on the same lock.
+    assert studio.models.pipe_lock(studio.with_scheduler(pipe, "ddim")) is studio.models.pipe_lock(pipe)
+
+
+def test_the_prompt_cache_keeps_the_most_recent_prompts(tiny_sd_dir, tiny_clip_dir):
+    from clipdemo.generation import PromptCache
+
+    studio = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
+    pipe, cache = studio.pipeline(), PromptCache(size=2)
+    first = cache.embeddings(pipe, REQUEST.validated())
+    assert cache.embeddings(pipe, REQUEST.validated()) is first
+    for prompt in ("a red circle", "a blue square"):
+        cache.embeddings(pipe, GenerationRequest(prompt, n=1, steps=1, width=64, height=64, seed=1).validated())
+    assert cache.embeddings(pipe, REQUEST.validated()) is not first  # the oldest went out

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from .errors import ModelLoadError
-from .hub import hub_model_reachable, is_local, load_pretrained, looks_like_path, weights_format  # noqa: F401
+from .hub import is_local, load_pretrained, looks_like_path, weights_format
 
 
 def pick_device(requested: str = "auto") -> torch.device:

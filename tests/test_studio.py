@@ -103,8 +103,9 @@ def test_a_tiny_decoder_keeps_the_pipelines_dtype(tiny_sd_dir, tiny_clip_dir, ta
     assert {other.unet.dtype, pipe.unet.dtype, pipe.vae.dtype} == {torch.bfloat16}
 
 
-def test_the_registry_hands_out_each_model_once(tiny_sd_dir, tiny_clip_dir):
-    studio = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
+def test_the_registry_hands_out_each_model_once(tiny_sd_dir, tiny_clip_dir, taesd_dir):
+    # With a tiny decoder the assembled pipeline is a new object, so a second assembly would show.
+    studio = make(tiny_sd_dir, tiny_clip_dir, decoder=str(taesd_dir))
     assert studio.models.loaded_scorer(str(tiny_clip_dir)) is None  # looking never loads
     assert studio.scorer() is studio.models.scorer() is studio.models.loaded_scorer(str(tiny_clip_dir))
     pipe = studio.pipeline()

@@ -21,6 +21,22 @@ def pytest_collection_modifyitems(config, items):
         if mark:
             item.add_marker(getattr(pytest.mark, mark))
 
+
+# CI sets this: a test skipped for a missing dependency (Chromium, a CJK font, NNPACK, ...) fails the run.
+STRICT = os.environ.get("CLIPDEMO_TESTS_STRICT", "").lower() in ("1", "true", "yes", "on")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if STRICT and skipped:
+        reporter.write_sep("=", "skipped tests fail on CI: install what they need", red=True)
+        for report in skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            where = report.nodeid or (report.location[0] if getattr(report, "location", None) else "collection")
+            reporter.write_line(f"MISSING TEST DEPENDENCY ({where}): {reason}", red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 from tests.tiny_models import save_tiny_clip, save_tiny_sd  # noqa: E402
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -32,4 +34,15 @@ def test_dtype_follows_hardware_unless_named():
     assert pick_dtype(torch.device("cuda")) == torch.float16
     assert pick_dtype(torch.device("cpu"), "fp32") == torch.float32
     assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
-    assert pick_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
+    flags = {word for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+             for word in line.split(":", 1)[1].split()}
+    native_bf16 = bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert pick_dtype(torch.device("cpu")) == (torch.bfloat16 if native_bf16 else torch.float32), sorted(flags)[:5]
+
+
+def test_bf16_only_on_cpus_that_have_it(monkeypatch):
+    import clipdemo.loading as loading
+
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda native=native: native)
+        assert loading.pick_dtype(torch.device("cpu")) == expected

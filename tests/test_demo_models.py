@@ -58,7 +58,7 @@ def test_reranking_beats_a_random_candidate_when_the_generator_misses(language):
     studio = Studio(resolve_settings(preset="demo", moderation="off"))
     rates = match_rates(studio, language, steps=NO_GUIDANCE_STEPS, guidance=1.0)
     assert rates.class_top1 > rates.class_random, rates
-    assert rates.colour_top1 >= 0.85 and rates.colour_any >= rates.colour_top1, rates
+    assert rates.colour_top1 >= 0.85, rates
 
 
 @pytest.mark.parametrize("language, template", [("en", "single"), ("zh", "一张{}的照片")])

@@ -1,8 +1,10 @@
 """Compare tab core, session history, PNG provenance, the download zip, and the Space front matter."""
 
 import json
+import math
 import statistics
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,95 @@ def test_compare_refuses_unconfigured_models_and_schedulers(quiet_studio, tiny_s
     with pytest.raises(InputError, match="scheduler"):
         quiet_studio.compare("x", 1, 1, Setting(str(tiny_sd_dir), 1, 0.0, "warp"), Setting(str(tiny_sd_dir), 1, 0.0),
                              64, 64)
+
+
+@contextmanager
+def broken_images(studio, broken: set[int]):
+    """NaN from the real VAE decoder for these images, counted across pipeline calls (A's first, then B's)."""
+    decoded = [0]
+
+    def hook(module, args, output):
+        first = decoded[0]
+        decoded[0] += output.shape[0]
+        output = output.clone()
+        for i in range(output.shape[0]):
+            if first + i in broken:
+                output[i] = float("nan")
+        return output
+
+    handle = studio.pipeline().vae.decoder.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def test_a_broken_candidate_is_left_out_of_the_stats_and_the_wins(quiet_studio, tiny_sd_dir):
+    from clipdemo.ui.formatting import compare_rows, compare_summary
+
+    a, b = Setting(str(tiny_sd_dir), 1, 0.0), Setting(str(tiny_sd_dir), 2, 0.0)
+    with broken_images(quiet_studio, {0}):  # A's image for seed 30
+        result = quiet_studio.compare("a red circle", 30, 3, a, b, width=64, height=64)
+    assert [i.problem is not None for i in sorted(result.a.images, key=lambda i: i.seed)] == [True, False, False]
+    sa, sb = result.scores(result.a), result.scores(result.b)
+    assert math.isnan(sa[0]) and not any(math.isnan(x) for x in sa[1:] + sb)
+    stats_a, stats_b = result.stats
+    assert stats_a.mean == pytest.approx(statistics.fmean(sa[1:])) and stats_a.max == max(sa[1:])
+    assert stats_a.spread == pytest.approx(statistics.pstdev(sa[1:])) and stats_b.mean == pytest.approx(
+        statistics.fmean(sb))
+    assert (stats_a.broken, stats_b.broken) == (1, 0)
+    a_wins, b_wins, ties = result.wins
+    assert (a_wins, b_wins) == (sum(x > y for x, y in zip(sa[1:], sb[1:])), sum(y > x for x, y in zip(sa[1:], sb[1:])))
+    assert a_wins + b_wins + ties == 2 and result.unscored == [30]  # seed 30 is neither a win nor a tie
+    summary = compare_summary(result)
+    assert "nan" not in summary.lower().replace("nan values", "")
+    assert f"| mean | {stats_a.mean:.3f} | {stats_b.mean:.3f} |" in summary
+    assert "not compared: seed 30 (A: the model produced NaN values" in summary
+    assert f"ties: {ties}" in summary
+    assert compare_rows(result)[0] == [30, None, round(sb[0], 3)]
+
+
+def test_a_side_with_no_usable_image_says_so(quiet_studio, tiny_sd_dir):
+    from clipdemo.ui.formatting import compare_summary
+
+    a, b = Setting(str(tiny_sd_dir), 1, 0.0), Setting(str(tiny_sd_dir), 2, 0.0)
+    with broken_images(quiet_studio, {2, 3}):  # every image of B
+        result = quiet_studio.compare("a red circle", 30, 2, a, b, width=64, height=64)
+    stats_a, stats_b = result.stats
+    assert stats_b.scores == [] and stats_b.mean is None and stats_b.broken == 2
+    assert result.wins == (0, 0, 0) and result.unscored == [30, 31]
+    summary = compare_summary(result)
+    assert "No image of B could be scored" in summary and "NaN values" in summary
+    assert "wins" not in summary and "draw" not in summary and "nan |" not in summary.lower()
+
+
+def test_compare_by_pickscore_reports_each_models_own_scores(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    from tests.multilingual_models import save_tiny_pickscore
+
+    pick_dir = save_tiny_pickscore(tmp_path / "pickscore")
+    studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
+                                     pick_model=str(pick_dir), rank_by="pickscore", moderation="off", decoder="full"))
+    result = studio.compare("a red circle", 50, 2, Setting(str(tiny_sd_dir), 1, 0.0), Setting(str(tiny_sd_dir), 2, 0.0),
+                            width=64, height=64)
+    assert result.key == "pickscore"
+
+    def cosines(folder, images):
+        model, processor = CLIPModel.from_pretrained(folder), CLIPProcessor.from_pretrained(folder)
+        with torch.no_grad():
+            out = model(**processor(text=["a red circle"], images=images, return_tensors="pt", padding=True))
+        return model.logit_scale.exp().item(), (out.image_embeds @ out.text_embeds.T)[:, 0]
+
+    for side in (result.a, result.b):
+        images = [next(i for i in side.images if i.seed == s).image for s in result.seeds]
+        scale, cos = cosines(pick_dir, images)
+        np.testing.assert_allclose(result.scores(side), (scale * cos).numpy(), atol=1e-3)
+        _, cos = cosines(tiny_clip_dir, images)
+        by_seed = {i.seed: i.scores["clip"] for i in side.images}
+        np.testing.assert_allclose([by_seed[s] for s in result.seeds], (100 * cos.clamp(min=0)).numpy(), atol=1e-3)
+    assert result.scores(result.a) != result.scores(result.b)
 
 
 def test_png_metadata_round_trips_and_zip_holds_the_run(quiet_studio, tmp_path):

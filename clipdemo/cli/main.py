@@ -243,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_loading_bars()
     try:
+        if args.command == "serve":
+            from ..ui.common import auth_from_env
+
+            auth_from_env(os.environ.get("CLIPDEMO_AUTH"))  # a malformed value is told before models load
         studio = Studio(settings_from(args))
         print_notices(studio.notices)
         return COMMANDS[args.command](args, studio)

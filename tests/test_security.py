@@ -1,6 +1,7 @@
 """Security: upload caps, server paths, auth, share off, safetensors only, telemetry off, narrow allowed paths."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from clipdemo.cli.main import build_parser
 from tests.servers import free_port, launch_local
 
 ROOT = Path(__file__).resolve().parent.parent
+CAP = 50 * 2**20  # the 50 MB upload cap in bytes, as gradio words it
 
 
 @pytest.fixture(scope="module")
@@ -28,25 +30,34 @@ def served(tiny_sd_dir, tiny_clip_dir):
     demo.close()
 
 
-def test_share_is_off_by_default_and_host_is_loopback():
+def test_share_is_off_by_default_and_host_is_loopback(monkeypatch):
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     args = build_parser().parse_args(["serve"])
-    assert args.share is False and args.host == os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    assert args.share is False and args.host == "127.0.0.1"
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # Spaces set it; the default follows
+    assert build_parser().parse_args(["serve"]).host == "0.0.0.0"
+    assert build_parser().parse_args(["serve", "--host", "127.0.0.2"]).host == "127.0.0.2"
 
 
 def test_no_server_paths_are_exposed_or_accepted(served, tiny_sd_dir):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
+    from clipdemo.ui.formatting import shown
+
     demo, url = served
     assert str(tiny_sd_dir) not in demo.config["components"].__repr__()  # models are shown by name only
     client = Client(url, verbose=False)
-    with pytest.raises((AppError, ValueError)):
-        client.predict("a cat", "1", 1, 64, 64, "/etc", 1, 0, "default", "", str(tiny_sd_dir), 1, 0, "default", "",
-                       api_name="/compare")
+    listed = shown(str(tiny_sd_dir))
+    for model_a, model_b, refused in (("/etc", listed, "/etc"), (listed, str(tiny_sd_dir), str(tiny_sd_dir))):
+        with pytest.raises(AppError, match=re.escape(f"Value: {refused} is not in the list of choices: ['{listed}']")):
+            client.predict("a cat", "1", 1, 64, 64, model_a, 1, 0, "default", "", model_b, 1, 0, "default", "",
+                           api_name="/compare")
     assert not demo.allowed_paths  # nothing beyond gradio's own cache and temp files is served
 
 
 def test_upload_count_and_size_are_capped(served, tmp_path):
+    import httpx
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -63,13 +74,20 @@ def test_upload_count_and_size_are_capped(served, tmp_path):
     big = tmp_path / "big.png"
     with open(big, "wb") as f:
         f.truncate(60 * 2**20)  # over the 50 MB cap
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {CAP} bytes"):  # gradio_client's check
         client.predict([handle_file(str(big))], "a, b", "", 1, api_name="/classify")
+    with open(big, "rb") as f:  # the server's own check, for clients that skip theirs
+        response = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", f)}, timeout=60)
+    assert (response.status_code, response.text) == (413, f"File size exceeded maximum allowed size of {CAP} bytes.")
     assert client.predict([handle_file(str(paths[0]))], "a, b", "", 1, api_name="/classify")[0]
 
 
 def test_basic_auth_from_environment(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    import time
+
     import httpx
+    from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), CLIPDEMO_AUTH="alice:s3cret")
@@ -80,23 +98,52 @@ def test_basic_auth_from_environment(tiny_sd_dir, tiny_clip_dir, tmp_path):
         url = f"http://127.0.0.1:{port}"
         for _ in range(240):
             try:
-                if httpx.get(url + "/config", timeout=2).status_code in (200, 401, 403):
-                    break
+                httpx.get(url + "/config", timeout=2)
+                break
             except httpx.HTTPError:
                 pass
             server.poll()
             assert server.returncode is None, "server died"
-            import time
-
             time.sleep(0.5)
-        assert httpx.get(url + "/config", timeout=5).status_code in (401, 403)
-        from gradio_client import Client
-
+        assert httpx.get(url + "/config", timeout=5).status_code == 401
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
+            Client(url, verbose=False)
+        for wrong in (("alice", "wrong"), ("bob", "s3cret"), ("alice", "")):
+            with pytest.raises(ValueError, match=re.escape(f"Could not login to {url}/")):
+                Client(url, auth=wrong, verbose=False)
+        refused = httpx.post(url + "/login", data={"username": "alice", "password": "s3cret "}, timeout=5)
+        assert (refused.status_code, refused.json()) == (400, {"detail": "Incorrect credentials."})
         client = Client(url, auth=("alice", "s3cret"), verbose=False)
         assert "/classify" in str(client.view_api(print_info=False, return_format="dict"))
+        with httpx.Client(base_url=url, timeout=60) as browser:  # launch() itself caps uploads, not only the tests
+            assert browser.post("/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+            big = tmp_path / "big.png"
+            with open(big, "wb") as f:
+                f.truncate(60 * 2**20)
+            with open(big, "rb") as f:
+                assert browser.post("/gradio_api/upload", files={"files": ("big.png", f)}).status_code == 413
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.timeout(120)  # a value let through would start serving instead of returning
+@pytest.mark.parametrize("value", ["alice", ":pw", "alice:"])
+def test_malformed_auth_is_one_line_and_exit_code_2(value, monkeypatch, capsys, tiny_sd_dir, tiny_clip_dir):
+    from clipdemo.cli.main import main
+
+    monkeypatch.setenv("CLIPDEMO_AUTH", value)
+    code = main(["serve", "--port", str(free_port()), "--sd-model", str(tiny_sd_dir), "--clip-model",
+                 str(tiny_clip_dir)])
+    assert (code, capsys.readouterr().err) == (2, "clipdemo serve: error: CLIPDEMO_AUTH must look like user:password.\n")
+
+
+def test_malformed_auth_ends_the_app_without_a_traceback(tiny_sd_dir, tiny_clip_dir):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CLIPDEMO_AUTH="alice")
+    out = subprocess.run([sys.executable, "app.py", "--port", str(free_port()), "--sd-model", str(tiny_sd_dir),
+                          "--clip-model", str(tiny_clip_dir)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert (out.returncode, out.stderr) == (2, "clipdemo serve: error: CLIPDEMO_AUTH must look like user:password.\n")
 
 
 def test_telemetry_is_off_when_the_app_is_imported():

@@ -1,11 +1,13 @@
 """Compare two generation settings on the same prompt and seeds, by score.
 
 Both settings generate with the same seeds, so a difference in scores comes from the settings, not
-from the starting noise. Per seed, the higher score wins.
+from the starting noise. Per seed, the higher score wins. A broken image (NaN or all black, see
+`Candidate.problem`) has no score: it is left out of its side's stats, and its seed is not compared.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -42,20 +44,21 @@ class Setting:
 
 @dataclass
 class SideStats:
-    scores: list[float]  # by seed order
+    scores: list[float]  # the scored images', by seed order; broken ones are left out
+    broken: int = 0  # images of this side that have no score
 
     @property
-    def mean(self) -> float:
-        return statistics.fmean(self.scores)
+    def mean(self) -> float | None:
+        return statistics.fmean(self.scores) if self.scores else None
 
     @property
-    def max(self) -> float:
-        return max(self.scores)
+    def max(self) -> float | None:
+        return max(self.scores) if self.scores else None
 
     @property
-    def spread(self) -> float:
+    def spread(self) -> float | None:
         """Population standard deviation of the scores."""
-        return statistics.pstdev(self.scores)
+        return statistics.pstdev(self.scores) if self.scores else None
 
 
 @dataclass
@@ -66,18 +69,41 @@ class Comparison:
     seeds: list[int]
 
     def scores(self, side: RankResult) -> list[float]:
+        """The scores by seed order, NaN where the image has none (see `problem`)."""
         by_seed = {item.seed: item.scores.get(self.key) for item in side.images}
-        return [by_seed[s] if by_seed[s] is not None else float("nan") for s in self.seeds]
+        return [float("nan") if by_seed.get(s) is None else by_seed[s] for s in self.seeds]
+
+    def problem(self, side: RankResult, seed: int) -> str | None:
+        """Why this seed's image of `side` has no score, or None when it has one."""
+        item = next((i for i in side.images if i.seed == seed), None)
+        if item is None:
+            return "no image was generated"
+        if item.scores.get(self.key) is None:
+            return item.problem or f"it has no {self.key} score"
+        return None
 
     @property
     def stats(self) -> tuple[SideStats, SideStats]:
-        return SideStats(self.scores(self.a)), SideStats(self.scores(self.b))
+        def side_stats(side: RankResult) -> SideStats:
+            scores = self.scores(side)
+            kept = [x for x in scores if not math.isnan(x)]
+            return SideStats(kept, len(scores) - len(kept))
+
+        return side_stats(self.a), side_stats(self.b)
+
+    @property
+    def unscored(self) -> list[int]:
+        """The seeds where A's or B's image has no score: neither a win nor a tie."""
+        return [s for s, x, y in zip(self.seeds, self.scores(self.a), self.scores(self.b))
+                if math.isnan(x) or math.isnan(y)]
 
     @property
     def wins(self) -> tuple[int, int, int]:
-        """(A wins, B wins, ties) over the seeds."""
+        """(A wins, B wins, ties) over the seeds scored on both sides."""
         a_wins = b_wins = ties = 0
         for x, y in zip(self.scores(self.a), self.scores(self.b)):
+            if math.isnan(x) or math.isnan(y):
+                continue
             if x > y:
                 a_wins += 1
             elif y > x:

@@ -156,3 +156,36 @@ def test_compare_summary_rows_and_titles(b_scores, verdict, ties):
     by_pick = fmt.compare_summary(Comparison(a, b, "pickscore", [5, 6]))
     assert by_pick.startswith("| PickScore | A | B |\n") and by_pick.endswith("ties: 0. **A wins.**")
     assert fmt.setting_title("B", "tiny-sd", Setting("m", 4, 7.5, "euler")) == "B: tiny-sd, 4 steps, g 7.5, euler"
+
+
+NAN = "the model produced NaN values (try fp32 with --dtype fp32)"
+
+
+def test_compare_summary_leaves_out_broken_images_and_says_so():
+    a = run([ranked(1, 5, {"clip": 30.0}), ranked(2, 6, {"clip": 20.0}), ranked(3, 7, {"clip": 10.0})])
+    b = run([ranked(1, 5, {"clip": 25.0}), ranked(2, 6, {"clip": 22.0}),
+             RankedImage(rank=3, seed=7, image=PIXEL, scores={}, problem=NAN)])
+    result = Comparison(a, b, "clip", [5, 6, 7])
+    assert fmt.compare_summary(result) == (
+        "| CLIPScore | A | B |\n|---|---|---|\n"
+        "| mean | 20.000 | 23.500 |\n| max | 30.000 | 25.000 |\n"
+        "| spread (std) | 8.165 | 1.500 |\n| seeds won | 1 | 1 |\n| not scored | 0 | 1 |\n\n"
+        f"Same seeds 5–7; ties: 0; not compared: seed 7 (B: {NAN}). **A draw.**")
+    assert fmt.compare_rows(result) == [[5, 30.0, 25.0], [6, 20.0, 22.0], [7, 10.0, None]]
+
+
+def test_compare_summary_of_a_side_without_scores():
+    a = run([ranked(1, 5, {"clip": 30.0})])
+    b = run([RankedImage(rank=1, seed=5, image=PIXEL, scores={}, problem=NAN)])
+    assert fmt.compare_summary(Comparison(a, b, "clip", [5])) == (
+        "| CLIPScore | A | B |\n|---|---|---|\n"
+        "| mean | 30.000 | — |\n| max | 30.000 | — |\n"
+        "| spread (std) | 0.000 | — |\n| seeds won | 0 | 0 |\n| not scored | 0 | 1 |\n\n"
+        f"Same seeds 5–5; ties: 0; not compared: seed 5 (B: {NAN}). "
+        f"**No image of B could be scored ({NAN}), so there is no comparison.**")
+    # Each side broken on another seed: scores on both sides, but no seed to compare.
+    a = run([ranked(1, 5, {"clip": 30.0}), RankedImage(rank=2, seed=6, image=PIXEL, scores={}, problem=NAN)])
+    b = run([RankedImage(rank=2, seed=5, image=PIXEL, scores={}, problem=NAN), ranked(1, 6, {"clip": 20.0})])
+    summary = fmt.compare_summary(Comparison(a, b, "clip", [5, 6]))
+    assert summary.endswith(f"not compared: seed 5 (B: {NAN}), seed 6 (A: {NAN}). "
+                            "**No seed was scored on both sides, so there is no comparison.**")

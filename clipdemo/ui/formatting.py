@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..loading import display_name
@@ -139,22 +140,49 @@ def score_name(key: str) -> str:
 
 
 def compare_summary(result) -> str:
-    """The A-against-B table of a Comparison and who won."""
+    """The A-against-B table of a Comparison and who won; seeds with a broken image are named, not counted."""
     stats_a, stats_b = result.stats
     wins_a, wins_b, ties = result.wins
-    return (
+    unscored = result.unscored
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    table = (
         f"| {score_name(result.key)} | A | B |\n|---|---|---|\n"
-        f"| mean | {stats_a.mean:.3f} | {stats_b.mean:.3f} |\n"
-        f"| max | {stats_a.max:.3f} | {stats_b.max:.3f} |\n"
-        f"| spread (std) | {stats_a.spread:.3f} | {stats_b.spread:.3f} |\n"
-        f"| seeds won | {wins_a} | {wins_b} |\n\n"
-        f"Same seeds {result.seeds[0]}–{result.seeds[-1]}; ties: {ties}. "
-        + ("**A wins.**" if wins_a > wins_b else "**B wins.**" if wins_b > wins_a else "**A draw.**")
+        f"| mean | {cell(stats_a.mean)} | {cell(stats_b.mean)} |\n"
+        f"| max | {cell(stats_a.max)} | {cell(stats_b.max)} |\n"
+        f"| spread (std) | {cell(stats_a.spread)} | {cell(stats_b.spread)} |\n"
+        f"| seeds won | {wins_a} | {wins_b} |\n"
+        + (f"| not scored | {stats_a.broken} | {stats_b.broken} |\n" if unscored else "")
     )
+    footer = f"\nSame seeds {result.seeds[0]}–{result.seeds[-1]}; ties: {ties}"
+    if unscored:
+        footer += "; not compared: " + ", ".join(
+            f"seed {seed} ({'; '.join(f'{name}: {why}' for name, why in problems)})"
+            for seed in unscored
+            for problems in [[(name, result.problem(side, seed)) for name, side in (("A", result.a), ("B", result.b))
+                              if result.problem(side, seed)]])
+    empty = [(name, side) for name, side, stats in (("A", result.a, stats_a), ("B", result.b, stats_b))
+             if not stats.scores]
+    if empty:
+        name, side = empty[0]
+        names = " or ".join(n for n, _ in empty)
+        verdict = (f"**No image of {names} could be scored ({result.problem(side, result.seeds[0])}), "
+                   "so there is no comparison.**")
+    elif len(unscored) == len(result.seeds):
+        verdict = "**No seed was scored on both sides, so there is no comparison.**"
+    else:
+        verdict = "**A wins.**" if wins_a > wins_b else "**B wins.**" if wins_b > wins_a else "**A draw.**"
+    return table + footer + ". " + verdict
 
 
 def compare_rows(result) -> list[list]:
-    return [[s, round(x, 3), round(y, 3)] for s, x, y in
+    """Per seed: the seed and both scores; None (an empty cell) where an image was not scored."""
+    def shown_score(x: float) -> float | None:
+        return None if math.isnan(x) else round(x, 3)
+
+    return [[s, shown_score(x), shown_score(y)] for s, x, y in
             zip(result.seeds, result.scores(result.a), result.scores(result.b))]
 
 

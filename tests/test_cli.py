@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from clipdemo.cli import main
+from tests.clip_reference import clip_score, reference_cosine, softmax_probs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +53,8 @@ def test_generate_writes_manifest_exactly_as_specified(tiny_sd_dir, tiny_clip_di
     assert sorted(e["seed"] for e in images) == [5, 6, 7]
     scores = [e["clip_score"] for e in images]
     assert scores == sorted(scores, reverse=True)
+    cosine, _ = reference_cosine(tiny_clip_dir, [out / e["file"] for e in images], ["a dog wearing glasses"])
+    np.testing.assert_allclose(scores, clip_score(cosine[:, 0]), atol=1e-3)  # CLIPScore of the PNG as written
     for entry in images:
         assert set(entry) == {"rank", "seed", "clip_score", "scores", "file", "moderation"}
         assert entry["scores"] == {"clip": entry["clip_score"]}
@@ -80,10 +83,15 @@ def test_classify_json(tiny_clip_dir, image_files, capsys):
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["image"] for d in data] == image_files
-    for entry in data:
+    labels = ["cat", "dog", "bird"]
+    cosine, logit_scale = reference_cosine(tiny_clip_dir, image_files, [f"a photo of a {x}." for x in labels])
+    expected = softmax_probs(cosine, logit_scale)
+    for entry, row in zip(data, expected):
         probs = [p["prob"] for p in entry["predictions"]]
-        assert {p["label"] for p in entry["predictions"]} == {"cat", "dog", "bird"}
+        assert {p["label"] for p in entry["predictions"]} == set(labels)
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
+        for p in entry["predictions"]:
+            assert p["prob"] == pytest.approx(row[labels.index(p["label"])], abs=1e-4)
     main(["classify", *image_files, "--labels", "cat, dog, bird", "--top-k", "1", "--json",
           "--clip-model", str(tiny_clip_dir)])
     assert all(len(e["predictions"]) == 1 for e in json.loads(capsys.readouterr().out))
@@ -95,9 +103,10 @@ def test_similarity_json(tiny_clip_dir, image_files, capsys):
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["images"] == image_files and data["texts"] == ["a dog", "a cat", "一只狗"]
-    cosine, score = np.array(data["cosine"]), np.array(data["clip_score"])
-    assert cosine.shape == (2, 3)
-    np.testing.assert_allclose(score, 100 * np.maximum(cosine, 0), atol=1e-9)
+    assert data["scorer"] == str(tiny_clip_dir)  # the default Chinese scorer is offline: English CLIP scores all
+    expected, _ = reference_cosine(tiny_clip_dir, image_files, data["texts"])
+    np.testing.assert_allclose(data["cosine"], expected, atol=1e-4)
+    np.testing.assert_allclose(data["clip_score"], clip_score(expected), atol=1e-2)
 
 
 def test_unreadable_image_exits_2(tiny_clip_dir, tmp_path, capsys):

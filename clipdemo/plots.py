@@ -42,6 +42,17 @@ def cjk_font() -> str | None:
     return None
 
 
+MISSING_CJK_FONT = ("No CJK font found on the server (install fonts-noto-cjk): Chinese labels in the figure "
+                    "draw as boxes.")
+
+
+def missing_font_notice(texts) -> str | None:
+    """The notice to show the user when these labels need a CJK font the machine lacks; None when all is well."""
+    from .text import has_cjk
+
+    return MISSING_CJK_FONT if any(has_cjk(t) for t in texts) and cjk_font() is None else None
+
+
 def use_cjk_font_if_needed(texts) -> None:
     from .text import has_cjk
 
@@ -49,7 +60,7 @@ def use_cjk_font_if_needed(texts) -> None:
         return
     font = cjk_font()
     if font is None:
-        warnings.warn("No CJK font found (install fonts-noto-cjk); Chinese labels may draw as boxes.")
+        warnings.warn(MISSING_CJK_FONT)  # the server log; the tabs show missing_font_notice to the user
         return
     plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
 

@@ -1,6 +1,9 @@
 """A real Gradio server on 127.0.0.1, driven through gradio_client."""
 
+import io
 import json
+import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -10,6 +13,7 @@ from PIL import Image
 
 from clipdemo.config import GenerationDefaults
 from clipdemo.loading import display_name
+from tests.clip_reference import clip_score, reference_cosine, softmax_probs
 
 
 @pytest.fixture
@@ -19,7 +23,7 @@ def image_file(tmp_path):
     return str(path)
 
 
-def test_generate_endpoint(client):
+def test_generate_endpoint(client, tiny_clip_dir):
     gallery, table, info, archive = client.predict("a dog wearing glasses", "", 3, 1, 0, 64, 64, "21",
                                                    api_name="/generate")
     assert len(gallery) == 3
@@ -27,11 +31,16 @@ def test_generate_endpoint(client):
     assert captions[0].startswith("#1 · CLIP ") and all("seed" in c for c in captions)
     scores = [row[2] for row in table["data"]]
     assert scores == sorted(scores, reverse=True)
+    # Each row's score is the CLIPScore of the PNG as served, recomputed outside clipdemo.
+    cosine, _ = reference_cosine(tiny_clip_dir, [g["image"] for g in gallery], ["a dog wearing glasses"])
+    np.testing.assert_allclose(scores, clip_score(cosine[:, 0]), atol=2e-3)
+    shown = [float(re.search(r"CLIP (-?\d+\.\d)", c).group(1)) for c in captions]
+    np.testing.assert_allclose(shown, clip_score(cosine[:, 0]), atol=0.06)  # one decimal in the caption
     assert sorted(row[1] for row in table["data"]) == [21, 22, 23]
     assert table["headers"] == ["rank", "seed", "CLIP score", "moderation"]  # no PickScore model: no empty column
 
 
-def test_classify_endpoint(client, image_file):
+def test_classify_endpoint(client, image_file, tiny_clip_dir):
     from gradio_client import handle_file
 
     label, table, _, info = client.predict([handle_file(image_file)], "cat, dog, bird", "a photo of a {}.", 3,
@@ -39,18 +48,31 @@ def test_classify_endpoint(client, image_file):
     confidences = [c["confidence"] for c in label["confidences"]]
     assert abs(sum(confidences) - 1) < 1e-4 and label["label"] == label["confidences"][0]["label"]
     assert {row[1] for row in table["data"]} == {"cat", "dog", "bird"}
+    labels = ["cat", "dog", "bird"]
+    cosine, logit_scale = reference_cosine(tiny_clip_dir, [image_file], [f"a photo of a {x}." for x in labels])
+    expected = dict(zip(labels, softmax_probs(cosine, logit_scale)[0]))
+    assert label["label"] == max(expected, key=expected.get)
+    for c in label["confidences"]:
+        assert c["confidence"] == pytest.approx(expected[c["label"]], abs=1e-4)
+    for _, name, prob in table["data"]:
+        assert prob == pytest.approx(expected[name], abs=2e-4)
 
 
-def test_similarity_endpoint(client, image_file):
+def test_similarity_endpoint(client, image_file, tiny_clip_dir, tmp_path):
     from gradio_client import handle_file
 
-    plot, table, info, metadata = client.predict([handle_file(image_file)], "a dog\na cat", api_name="/similarity")
+    other = tmp_path / "other.png"
+    Image.fromarray(np.random.default_rng(8).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(other)
+    plot, table, info, metadata = client.predict([handle_file(image_file), handle_file(str(other))], "a dog\na cat",
+                                                 api_name="/similarity")
     assert metadata == {}  # a plain PNG carries no clipdemo parameters
-    assert "Scored by" in info
+    assert "Scored by" in info and "No CJK font" not in info  # English text needs no CJK font
     assert plot["type"] == "matplotlib"
-    assert [row[1] for row in table["data"]] == ["a dog", "a cat"]
-    for row in table["data"]:
-        assert abs(row[3] - 100 * max(row[2], 0)) < 0.02
+    assert [row[:2] for row in table["data"]] == [["sample.png", "a dog"], ["sample.png", "a cat"],
+                                                  ["other.png", "a dog"], ["other.png", "a cat"]]
+    expected, _ = reference_cosine(tiny_clip_dir, [image_file, other], ["a dog", "a cat"])
+    np.testing.assert_allclose([row[2] for row in table["data"]], expected.ravel(), atol=2e-4)
+    np.testing.assert_allclose([row[3] for row in table["data"]], clip_score(expected).ravel(), atol=0.02)
 
 
 def test_bad_input_is_a_message_and_the_server_survives(client):
@@ -70,6 +92,82 @@ def test_blank_seed_means_random_and_seeds_are_shown(client):
     assert seeds[1] == seeds[0] + 1
     assert all(f"seed {s}" in " ".join(g["caption"] for g in gallery) for s in seeds)
     assert f"Seeds {seeds[0]}–{seeds[1]}" in info
+
+
+def wait_until_denoising(job, polls: int = 1200) -> None:
+    """Return once the server reports the job's denoising progress; fail if it ends or never gets there."""
+    for _ in range(polls):
+        status = job.status()
+        if any(unit.desc == "Denoising" for unit in status.progress_data or []):
+            return
+        assert not job.done(), f"the run ended before it was seen denoising: {status}"
+        time.sleep(0.05)
+    raise AssertionError(f"the run was never seen denoising: {job.status()}")
+
+
+def test_stop_cancels_only_the_callers_run(tiny_server):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    a, b = Client(tiny_server, verbose=False), Client(tiny_server, verbose=False)  # two sessions
+    job_a = a.submit("a red circle", "", 2, 100, 0, 64, 64, "1", api_name="/generate")
+    wait_until_denoising(job_a)
+    job_b = b.submit("a blue square", "", 3, 40, 0, 64, 64, "7", api_name="/generate")  # queued: one run at a time
+    assert a.predict(api_name="/stop") == "Stopping…"
+    with pytest.raises(AppError, match="Stopped: the generation was cancelled"):
+        job_a.result(timeout=120)
+    wait_until_denoising(job_b)
+    a.predict(api_name="/stop")  # A's Stop arriving while B's run goes on must leave it alone
+    gallery, table, _, _ = job_b.result(timeout=120)
+    assert len(gallery) == 3 and sorted(row[1] for row in table["data"]) == [7, 8, 9]
+
+
+def png_metadata(data) -> dict:
+    """The clipdemo JSON chunk of a PNG (a path or bytes), read with PIL alone."""
+    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+        image.load()
+        return json.loads(image.text["clipdemo"])
+
+
+def test_served_pngs_and_zip_carry_provenance_back_into_similarity(client, tiny_sd_dir, tiny_clip_dir):
+    from gradio_client import handle_file
+
+    gallery, table, _, archive = client.predict("a green star", "blurry", 2, 1, 0, 64, 64, "31",
+                                                api_name="/generate")
+    served = [g["image"] for g in gallery]
+    for path, (rank, seed, score, _) in zip(served, table["data"]):
+        meta = png_metadata(path)
+        assert (meta["prompt"], meta["negative_prompt"], meta["seed"], meta["rank"]) == ("a green star", "blurry",
+                                                                                       seed, rank)
+        assert meta["sd_model"] == str(tiny_sd_dir) and meta["clip_model"] == str(tiny_clip_dir)
+        assert meta["scores"]["clip"] == pytest.approx(score, abs=1e-3)
+    with zipfile.ZipFile(archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        files = [e["file"] for e in manifest["images"]]
+        assert sorted(zf.namelist()) == sorted(["manifest.json", *files]) and len(files) == 2
+        assert [png_metadata(zf.read(f))["seed"] for f in files] == [e["seed"] for e in manifest["images"]]
+        assert manifest["prompt"] == "a green star"
+
+    _, _, _, metadata = client.predict([handle_file(served[0])], "a green star", api_name="/similarity")
+    assert len(metadata) == 1
+    (found,) = metadata.values()
+    assert (found["prompt"], found["seed"]) == ("a green star", table["data"][0][1])
+
+
+def test_missing_cjk_font_is_told_in_the_similarity_tab(client, image_file, monkeypatch):
+    from gradio_client import handle_file
+
+    from clipdemo.plots import cjk_font
+
+    monkeypatch.setenv("CLIPDEMO_CJK_FONT", "none")  # the server runs in this process: it sees a machine without one
+    cjk_font.cache_clear()
+    try:
+        _, table, info, _ = client.predict([handle_file(image_file)], "一只狗\na dog", api_name="/similarity")
+    finally:
+        monkeypatch.delenv("CLIPDEMO_CJK_FONT")
+        cjk_font.cache_clear()
+    assert [row[1] for row in table["data"]] == ["一只狗", "a dog"]
+    assert "No CJK font" in info and "fonts-noto-cjk" in info
 
 
 def write_class_zip(folder: Path) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..plots import similarity_heatmap
+from ..plots import missing_font_notice, similarity_heatmap
 from .common import MAX_UPLOADS, bind, read_uploads, show_notices, upload_paths, user_errors
 from .formatting import similarity_info, similarity_rows, similarity_title
 
@@ -16,6 +16,8 @@ def similarity(studio, images: list[str], texts: str, scorer: str = "auto"):
     pil_images, names = read_uploads(images)
     lines = [t for t in (texts or "").splitlines() if t.strip()]
     result = studio.similarity(pil_images, lines, names=names, scorer=scorer)
+    if font_notice := missing_font_notice(result.image_names + result.texts):
+        result.notices.append(font_notice)  # else the heatmap's Chinese labels would be boxes with no word why
     show_notices(result.notices)
     figure = similarity_heatmap(result.cosine, result.image_names, result.texts, similarity_title(result))
     found = {name: meta for name, p in zip(names, upload_paths(images)) if (meta := read_metadata(p))}

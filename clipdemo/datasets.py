@@ -14,7 +14,7 @@ import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,9 @@ def safe_extract_zip(archive: str | Path, dest: str | Path, max_files: int = MAX
         for m in members:
             name = m.filename.replace("\\", "/")
             parts = PurePosixPath(name).parts
-            if name.startswith("/") or (parts and parts[0].endswith(":")) or ".." in parts:
+            # a drive ("C:", "c:evil.png", "//host/share") escapes dest once the zip is opened on Windows
+            drive = PureWindowsPath(name).drive or (parts and parts[0].endswith(":"))
+            if name.startswith("/") or drive or ".." in parts:
                 raise InputError(f"The zip entry '{m.filename}' points outside the archive; refusing it.")
             if stat.S_ISLNK(m.external_attr >> 16):
                 raise InputError(f"The zip entry '{m.filename}' is a symbolic link; refusing it.")

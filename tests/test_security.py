@@ -4,6 +4,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,83 @@ def test_upload_count_and_size_are_capped(served, tmp_path):
         response = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", f)}, timeout=60)
     assert (response.status_code, response.text) == (413, f"File size exceeded maximum allowed size of {CAP} bytes.")
     assert client.predict([handle_file(str(paths[0]))], "a, b", "", 1, api_name="/classify")[0]
+
+
+@pytest.fixture
+def own_temp(tmp_path, monkeypatch):
+    """The app's temp folders under tmp_path (so pruning spares other tests'); gradio keeps its upload cache."""
+    from gradio.utils import get_upload_folder
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", get_upload_folder())
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return temp
+
+
+def class_zip(path: Path, *extra: str) -> Path:
+    """A zip of two class folders with one image each, then `extra` entries, written last."""
+    path.parent.mkdir(exist_ok=True)
+    image = path.parent / "0.png"
+    Image.new("RGB", (8, 8), "red").save(image)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(image, "cat/0.png")
+        zf.write(image, "dog/0.png")
+        for entry in extra:
+            zf.writestr(entry, image.read_bytes())
+    return path
+
+
+def test_zip_slip_through_evaluate_is_refused(served, own_temp, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(served[1], verbose=False)
+    outside = tmp_path / "evil.png"
+    for i, entry in enumerate(["..\\evil.png", "C:\\evil.png", "C:/evil.png", "c:evil.png", "//host/share/evil.png",
+                               str(outside), "a/../../evil.png", "cat/../../evil.png"]):
+        archive = class_zip(tmp_path / f"zip{i}" / "slip.zip", entry)
+        with pytest.raises(AppError, match=re.escape(f"The zip entry '{entry}' points outside the archive; refusing")):
+            client.predict(handle_file(str(archive)), "", "single", "", "auto", api_name="/evaluate")
+        assert len(list((own_temp / "clipdemo-evals").glob("eval-*"))) == i + 1  # each was unpacked here
+        assert [p for p in own_temp.rglob("*") if p.is_file()] == [], entry  # nothing, not even the good entries
+        assert not outside.exists()
+
+
+def test_temp_folders_stay_bounded_and_keep_the_latest_run(served, own_temp, monkeypatch, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from clipdemo.ui import common, evaluate
+
+    monkeypatch.setattr(common, "KEEP_RUNS", 2)
+    monkeypatch.setattr(evaluate, "KEEP_EVALS", 2)
+    client = Client(served[1], verbose=False)
+    runs, evals, downloads = own_temp / "clipdemo-runs", own_temp / "clipdemo-evals", []
+    written = []  # each run's folder and zip, oldest first
+    for seed in range(4):
+        before = set(runs.iterdir()) if runs.exists() else set()
+        gallery, _, _, archive = client.predict("a red circle", "", 1, 1, 0, 64, 64, str(seed), "auto", False,
+                                                api_name="/generate")
+        written.append(set(runs.iterdir()) - before)
+        downloads.append(archive)
+    # each run prunes before it writes: the newest KEEP_RUNS earlier runs stay besides the one just written
+    assert set(runs.iterdir()) == set().union(*written[-3:])
+    assert all(len(w) == 2 for w in written) and not any(p.exists() for p in set().union(*written[:-3]))
+    latest = next(p for p in written[-1] if p.is_dir())
+    with zipfile.ZipFile(downloads[-1]) as zf:  # the latest run's download is served whole
+        assert sorted(zf.namelist()) == sorted(p.name for p in latest.iterdir())
+    assert Image.open(gallery[0]["image"]).size == (64, 64)
+    archive = class_zip(tmp_path / "set.zip")
+    made, reports = [], []
+    for _ in range(3):
+        before = set(evals.iterdir()) if evals.exists() else set()
+        *_, files = client.predict(handle_file(str(archive)), "", "single", "", "auto", api_name="/evaluate")
+        made.append(set(evals.iterdir()) - before)
+        reports.append(files)
+    assert set(evals.iterdir()) == set().union(*made[-2:])  # KEEP_EVALS entries (one evaluation) plus the new one
+    assert all(len(m) == 2 for m in made)
+    assert sorted(Path(f).name for f in reports[-1]) == ["confusion.png", "eval.json", "report.md"]
+    assert all(Path(f).stat().st_size > 0 for f in reports[-1])
 
 
 def test_basic_auth_from_environment(tiny_sd_dir, tiny_clip_dir, tmp_path):

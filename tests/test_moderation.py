@@ -5,12 +5,26 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from clipdemo import GenerationRequest, ModelLoadError, Studio, resolve_settings
 from clipdemo.ranking import write_run
 from tests.multilingual_models import image_embedding, save_tiny_pickscore, save_tiny_safety_checker
 
 REQUEST = GenerationRequest("a red circle", n=4, steps=1, width=64, height=64, seed=12)
+
+
+def sharpness(image) -> float:
+    """Variance of the Laplacian of the grey image below the flag banner (moderation.blur draws it on top)."""
+    grey = np.asarray(image.convert("L"), dtype=float)[max(10, image.size[1] // 8) + 2:]
+    laplacian = (4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:])
+    return float(laplacian.var())
+
+
+def assert_blurred(shown, original) -> None:
+    """`shown` is `original` blurred: not merely marked by the banner, and not a black square."""
+    assert shown.size == original.size and np.asarray(shown).max() > 0
+    assert sharpness(shown) < sharpness(original) / 20, (sharpness(shown), sharpness(original))
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +110,9 @@ def test_safety_checker_blurs_the_flagged_image_and_threshold_matters(tiny_sd_di
     result = make(tiny_sd_dir, tiny_clip_dir, moderation="on", safety_model=str(checker_dir)).generate(REQUEST)
     flagged = [item for item in result.images if item.moderation["flagged"]]
     assert [item.seed for item in flagged] == [plain.images[0].seed]
-    blurred = np.asarray(flagged[0].image, dtype=np.int16)
-    original = np.asarray(plain.images[0].image, dtype=np.int16)
-    assert np.abs(blurred - original).mean() > 1 and blurred.max() > 0  # changed, and not a black square
+    assert_blurred(flagged[0].image, plain.images[0].image)
+    unflagged = {item.seed: item.image.tobytes() for item in result.images if not item.moderation["flagged"]}
+    assert unflagged == {item.seed: item.image.tobytes() for item in plain.images[1:]}  # the others as generated
     assert any("flagged" in n and "blurred" in n for n in result.notices)
     assert "flagged" in flagged[0].caption()
     write_run(result, tmp_path / "run")
@@ -166,11 +180,17 @@ def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):
     demo.queue(max_size=4)
     url = launch_local(demo)
     try:
-        path = tmp_path / "star.png"
-        world.render("purple", "star", np.random.default_rng(3))[0].save(path)
-        verdict, table, gallery = Client(url, verbose=False).predict([handle_file(str(path))], api_name="/moderate")
+        rng = np.random.default_rng(3)
+        star, circle = world.render("purple", "star", rng)[0], world.render("red", "circle", rng)[0]
+        star.save(tmp_path / "star.png")
+        circle.save(tmp_path / "circle.png")
+        verdict, table, gallery = Client(url, verbose=False).predict(
+            [handle_file(str(tmp_path / "star.png")), handle_file(str(tmp_path / "circle.png"))], api_name="/moderate")
         assert "flagged" in verdict and any(row[1] == "purple star" and row[3] for row in table["data"])
-        assert "flagged" in gallery[0]["caption"]
+        assert [item["caption"] for item in gallery] == ["star.png: flagged", "circle.png: ok"]
+        # The images as the page shows them: the flagged one blurred, the other exactly as uploaded.
+        assert_blurred(Image.open(gallery[0]["image"]).convert("RGB"), star)
+        assert np.array_equal(np.asarray(Image.open(gallery[1]["image"]).convert("RGB")), np.asarray(circle))
     finally:
         demo.close()
 
@@ -208,3 +228,31 @@ def test_the_page_names_each_helper_and_its_pickscore_box_adds_the_score(tiny_sd
         assert f"pickscore {pickscore_dir.name} (safetensors)" in info
     finally:
         demo.close()
+
+
+def test_generate_endpoint_serves_flagged_images_blurred(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    import re
+
+    from gradio_client import Client
+
+    from clipdemo.ui import build_app
+    from tests.servers import launch_local
+
+    plain = make(tiny_sd_dir, tiny_clip_dir, moderation="off").generate(
+        GenerationRequest("a red circle", "", 2, 1, 0.0, 64, 64, 12))
+    # The diffusers defaults' concepts score cos - 1 <= 0: a threshold of -2 flags every image.
+    checker_dir = save_tiny_safety_checker(tmp_path / "checker")
+    demo = build_app(make(tiny_sd_dir, tiny_clip_dir, moderation="on", safety_model=str(checker_dir),
+                          moderation_threshold=-2.0))
+    url = launch_local(demo.queue(max_size=4))
+    try:
+        gallery, table, _, _ = Client(url, verbose=False).predict(
+            "a red circle", "", 2, 1, 0.0, 64, 64, "12", api_name="/generate")
+    finally:
+        demo.close()
+    assert [row[-1] for row in table["data"]] == ["flagged, blurred"] * 2
+    originals = {item.seed: item.image for item in plain.images}
+    for item in gallery:
+        seed = int(re.search(r"seed (\d+)", item["caption"]).group(1))
+        assert_blurred(Image.open(item["image"]).convert("RGB"), originals.pop(seed))
+    assert not originals

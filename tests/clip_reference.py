@@ -11,7 +11,8 @@ def reference_cosine(model_dir, images, texts) -> tuple[np.ndarray, float]:
     import torch
     from transformers import CLIPModel, CLIPProcessor
 
-    model, processor = CLIPModel.from_pretrained(model_dir).eval(), CLIPProcessor.from_pretrained(model_dir)
+    model = CLIPModel.from_pretrained(model_dir, dtype=torch.float32).eval()  # full precision, whatever was saved
+    processor = CLIPProcessor.from_pretrained(model_dir)
     pil = [im.convert("RGB") if isinstance(im, Image.Image) else Image.open(im).convert("RGB") for im in images]
     with torch.no_grad():
         pixels = processor(images=pil, return_tensors="pt")["pixel_values"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from clipdemo.config import PRESETS
+from tests.clip_reference import clip_score, reference_cosine
 from tests.servers import launch_local
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,13 +92,21 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
 
 
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(f"number input for {label}")
+    if box.input_value() != str(value):
+        box.fill(str(value))
+        box.press("Enter")
+
+
+def gallery_sources(page) -> list[str]:
+    return page.locator("#ranked-gallery .grid-wrap img").evaluate_all("imgs => imgs.map(i => i.src)")
+
+
 def test_generate_ranks_candidates_best_first(page):
     with step(page, "1-generate"):
         page.get_by_label("Prompt", exact=True).fill("a red circle")
-        candidates = page.get_by_label("number input for Candidates")
-        if candidates.input_value() != "4":
-            candidates.fill("4")
-            candidates.press("Enter")
+        set_number(page, "Candidates", 4)
         stop = page.locator("#stop-button")
         assert not stop.is_visible()  # nothing to stop yet
         page.locator("#generate-button").click()
@@ -121,6 +130,33 @@ def test_generate_ranks_candidates_best_first(page):
             scores.append(float(match.group(1)))
         assert [t.split(" ")[0] for t in texts] == ["#1", "#2", "#3", "#4"], texts
         assert scores == sorted(scores, reverse=True), texts
+
+
+def test_stop_cancels_the_run_keeps_nothing_and_the_page_works_again(page):
+    with step(page, "1b-stop"):
+        before = gallery_sources(page)
+        assert len(before) == 4  # the previous step's run
+        set_number(page, "Steps", 100)  # far above the preset's default: the run is still denoising when Stop lands
+        stop = page.locator("#stop-button")
+        page.locator("#generate-button").click()
+        page.locator("#ranked-gallery [role=progressbar][aria-label=Denoising]").wait_for(state="visible",
+                                                                                         timeout=LONG)
+        stop.click()
+        stop.wait_for(state="hidden", timeout=LONG)  # the run has ended, cancelled or not
+        page.get_by_text("Stopped: the generation was cancelled, nothing was kept.").wait_for(state="visible",
+                                                                                            timeout=10_000)
+        assert gallery_sources(page) == before  # the cancelled run added nothing
+
+        page.get_by_label("Prompt", exact=True).fill("a blue square")
+        set_number(page, "Candidates", 1)
+        set_number(page, "Steps", 10)
+        page.locator("#generate-button").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#ranked-gallery .grid-wrap .caption-label')].length === 1",
+            timeout=LONG)
+        stop.wait_for(state="hidden", timeout=MEDIUM)
+        assert page.locator("#ranked-gallery .caption-label").first.inner_text().startswith("#1 · CLIP ")
+        assert gallery_sources(page)[0] not in before  # the new run's image, not an old one
 
 
 def test_history_tab_lists_the_run_and_clears(page):
@@ -178,12 +214,35 @@ def test_zero_shot_tab_classifies_a_green_star(page, tmp_path):
         assert top.inner_text().strip() == "green star", f"the page shows {list(zip(shown, shares))}"
 
 
-def test_similarity_tab_shows_its_controls(page):
+def test_similarity_tab_matches_an_independent_clip(page, tmp_path):
+    from demo_world import world
+
+    shapes = [("red", "circle"), ("blue", "square")]
+    paths = []
+    for i, (colour, shape) in enumerate(shapes):
+        image, _ = world.render(colour, shape, np.random.default_rng(i))
+        paths.append(tmp_path / f"{colour}-{shape}.png")
+        image.save(paths[-1])
+    texts = [f"a {colour} {shape}" for colour, shape in shapes]
+
     with step(page, "5-similarity"):
         open_tab(page, "Similarity")
-        button = page.locator("#similarity-button")
-        button.wait_for(state="visible")
-        assert button.inner_text().strip() == "Compute similarity"
-        upload = page.locator("#similarity-files")
-        upload.wait_for(state="visible")
-        assert upload.locator("input[type=file]").count() == 1
+        page.locator("#similarity-files input[type=file]").set_input_files([str(p) for p in paths])
+        for path in paths:
+            page.locator(f"#similarity-files td.filename[aria-label='{path.name}']").wait_for(state="visible",
+                                                                                             timeout=LONG)
+        page.get_by_label("Texts (one per line)").fill("\n".join(texts))
+        page.locator("#similarity-button").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#similarity-table [data-testid=\"cell-3-3\"]')?.innerText || '').trim()",
+            timeout=LONG)
+        table = page.locator("#similarity-table")
+        rows = [[table.locator(f"[data-testid='cell-{i}-{j}']").inner_text().strip() for j in range(4)]
+                for i in range(4)]
+    assert [row[:2] for row in rows] == [[p.name, t] for p in paths for t in texts], rows
+    shown = np.array([float(row[2]) for row in rows]).reshape(2, 2)
+    expected, _ = reference_cosine(PRESETS["demo"].clip_model, paths, texts)
+    assert shown.argmax(axis=1).tolist() == [0, 1], rows  # each shape is closest to its own caption
+    # The demo preset scores in bfloat16 on the CPU, the reference in float32: close, not equal.
+    np.testing.assert_allclose(shown, expected, atol=0.02)
+    np.testing.assert_allclose([float(row[3]) for row in rows], clip_score(expected).ravel(), atol=2)

@@ -107,5 +107,7 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
                                    [gallery, ranking, info, download, last_run], api_name="generate",
                                    concurrency_limit=1)
         gen_event.then(lambda: gr.Button(visible=False), None, stop_button, queue=False, api_visibility="private")
+        # The page runs .then only after a success: a stopped or refused run must hide Stop too.
+        gen_event.failure(lambda: gr.Button(visible=False), None, stop_button, queue=False, api_visibility="private")
         stop_button.click(bind(stop, stop_flags), None, info, api_name="stop", concurrency_limit=None, queue=False)
     return gen_event, last_run

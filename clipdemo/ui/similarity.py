@@ -34,8 +34,9 @@ def build_similarity(studio, scorer_choice: gr.Radio) -> None:
                 go = gr.Button("Compute similarity", variant="primary", elem_id="similarity-button")
             with gr.Column():
                 heatmap = gr.Plot(label="Cosine similarity")
-                table = gr.Dataframe(headers=["image", "text", "cosine", "CLIP score"], interactive=False)
-                info = gr.Markdown(label="scorer")
+                table = gr.Dataframe(headers=["image", "text", "cosine", "CLIP score"], interactive=False,
+                                     elem_id="similarity-table")
+                info = gr.Markdown(label="scorer", elem_id="similarity-info")
                 metadata = gr.JSON(label="How uploaded clipdemo PNGs were made (from their metadata)")
         go.click(user_errors(bind(similarity, studio)), [images, texts, scorer_choice],
                  [heatmap, table, info, metadata], api_name="similarity", concurrency_limit=4)

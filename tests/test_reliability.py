@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,40 @@ def test_gpu_out_of_memory_retries_with_fewer_candidates(tiny_sd_dir, tiny_clip_
     assert any("ran out of memory for 8 candidates, so 2" in n for n in result.notices)
 
 
+def test_gpu_out_of_memory_even_for_one_image_tells_the_user(tiny_sd_dir, tiny_clip_dir):
+    """The real UNet raises out-of-memory at every batch size (a bounded number of times, so a retry loop ends)."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from clipdemo.errors import InputError
+    from clipdemo.ui import build_app
+    from tests.servers import launch_local
+
+    studio = make(tiny_sd_dir, tiny_clip_dir)
+    batch_sizes = []
+    message = "The GPU ran out of memory even for one image: try a smaller size."
+
+    def out_of_memory(module, args):
+        batch_sizes.append(args[0].shape[0])
+        if len(batch_sizes) <= 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    hook = studio.pipeline().unet.register_forward_pre_hook(out_of_memory)
+    demo = build_app(studio).queue(max_size=4)
+    try:
+        with pytest.raises(InputError) as info:
+            studio.generate(GenerationRequest("a cat", n=2, steps=1, width=64, height=64, seed=3))
+        assert str(info.value) == message and batch_sizes == [2, 1]  # halved once, then gave up
+        batch_sizes.clear()
+        url = launch_local(demo)
+        with pytest.raises(AppError) as shown:  # the page's message box
+            Client(url, verbose=False).predict("a cat", "", 2, 1, 0.0, 64, 64, "3", api_name="/generate")
+        assert message in str(shown.value) and "Traceback" not in str(shown.value) and batch_sizes == [2, 1]
+    finally:
+        hook.remove()
+        demo.close()
+
+
 def test_killing_the_cli_mid_run_loses_no_file_already_written(tiny_sd_dir, tiny_clip_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     base = [sys.executable, "-m", "clipdemo", "generate", "a red circle", "--out", str(tmp_path), "--width", "64",
@@ -71,37 +106,70 @@ def test_killing_the_cli_mid_run_loses_no_file_already_written(tiny_sd_dir, tiny
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     victim = subprocess.Popen(base + ["-n", "4", "--seed", "100", "--steps", "100"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Wait until it is denoising (tqdm prints to stderr), then kill it hard.
+    # Wait until a denoising step is done (tqdm prints "k/100" to stderr), then kill it hard.
     deadline = time.monotonic() + 120
     seen = b""
-    while time.monotonic() < deadline and b"%|" not in seen:
-        seen += victim.stderr.read1(4096) if hasattr(victim.stderr, "read1") else victim.stderr.read(64)
+    while time.monotonic() < deadline and not re.search(rb"\b([1-9]\d?)/100\b", seen):
+        chunk = victim.stderr.read1(4096)
+        if not chunk:  # it exited before denoising got under way
+            break
+        seen += chunk
+    assert re.search(rb"\b([1-9]\d?)/100\b", seen), seen.decode(errors="replace")[-2000:]
+    assert victim.poll() is None, seen.decode(errors="replace")[-2000:]  # still mid-run when the kill lands
     victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert {k: v for k, v in after.items() if k in before} == before  # nothing written earlier was touched
     manifest = json.loads(after["manifest.json"])
+    assert [entry["seed"] for entry in manifest["images"]] in ([1, 2], [2, 1])  # the first run's manifest
     for entry in manifest["images"]:
         Image.open(tmp_path / entry["file"]).verify()
     assert not [name for name in after if name.endswith(".partial") and name not in before]
 
 
-def test_concurrent_generate_calls_share_one_model_load(tiny_sd_dir, tiny_clip_dir):
+def test_concurrent_generate_calls_share_one_model_load(tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
+    """Four generates at once on a model not loaded before, while another studio asks for it: one load."""
+    import shutil
     import threading
 
-    studio = make(tiny_sd_dir, tiny_clip_dir)
-    results, errors = [], []
+    from diffusers import AutoPipelineForText2Image
+
+    model = shutil.copytree(tiny_sd_dir, tmp_path / "fresh-sd")  # a folder no earlier test loaded
+    loads = []
+    real_load = AutoPipelineForText2Image.from_pretrained
+
+    def counting_load(*args, **kwargs):
+        loads.append(args[0])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(AutoPipelineForText2Image, "from_pretrained", counting_load)
+    # The other studio only loads: its own pipeline lock would not keep it off the shared pipeline.
+    studio, other = make(model, tiny_clip_dir), make(model, tiny_clip_dir)
+    studio.scorer()  # CLIP first: only loads of the one pipeline race here
+    start = threading.Barrier(6)
+    results, pipes, errors = [], [], []
 
     def work(seed):
         try:
+            start.wait(timeout=60)
             results.append(studio.generate(GenerationRequest("a cat", n=1, steps=1, width=64, height=64, seed=seed)))
         except Exception as exc:  # recorded, then asserted empty
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    def load():
+        try:
+            start.wait(timeout=60)
+            pipes.append(other.pipeline())
+        except Exception as exc:  # recorded, then asserted empty
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)] + [threading.Thread(target=load)
+                                                                               for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert not errors and len(results) == 4
-    assert len({id(studio.pipeline())}) == 1
+    assert not errors and len(results) == 4 and len(pipes) == 2
+    assert sorted(r.images[0].seed for r in results) == [0, 1, 2, 3]
+    assert loads == [str(model)]
+    assert pipes[0] is pipes[1] is studio.pipeline()  # decoder="full": the loaded pipeline itself

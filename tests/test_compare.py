@@ -85,7 +85,7 @@ def test_a_broken_candidate_is_left_out_of_the_stats_and_the_wins(quiet_studio, 
     from clipdemo.ui.formatting import compare_rows, compare_summary
 
     a, b = Setting(str(tiny_sd_dir), 1, 0.0), Setting(str(tiny_sd_dir), 2, 0.0)
-    with broken_images(quiet_studio, {0}):  # A's image for seed 30
+    with broken_images(quiet_studio, {0}):  # A's image of the first seed
         result = quiet_studio.compare("a red circle", 30, 3, a, b, width=64, height=64)
     assert [i.problem is not None for i in sorted(result.a.images, key=lambda i: i.seed)] == [True, False, False]
     sa, sb = result.scores(result.a), result.scores(result.b)

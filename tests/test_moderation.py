@@ -240,7 +240,7 @@ def test_generate_endpoint_serves_flagged_images_blurred(tiny_sd_dir, tiny_clip_
 
     plain = make(tiny_sd_dir, tiny_clip_dir, moderation="off").generate(
         GenerationRequest("a red circle", "", 2, 1, 0.0, 64, 64, 12))
-    # The diffusers defaults' concepts score cos - 1 <= 0: a threshold of -2 flags every image.
+    # With diffusers' default concepts no score is above zero, so a threshold below zero flags every image.
     checker_dir = save_tiny_safety_checker(tmp_path / "checker")
     demo = build_app(make(tiny_sd_dir, tiny_clip_dir, moderation="on", safety_model=str(checker_dir),
                           moderation_threshold=-2.0))

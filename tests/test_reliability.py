@@ -106,7 +106,7 @@ def test_killing_the_cli_mid_run_loses_no_file_already_written(tiny_sd_dir, tiny
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     victim = subprocess.Popen(base + ["-n", "4", "--seed", "100", "--steps", "100"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Wait until a denoising step is done (tqdm prints "k/100" to stderr), then kill it hard.
+    # Wait until a denoising step is done (tqdm prints the step count to stderr), then kill it hard.
     deadline = time.monotonic() + 120
     seen = b""
     while time.monotonic() < deadline and not re.search(rb"\b([1-9]\d?)/100\b", seen):

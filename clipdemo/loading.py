@@ -84,11 +84,13 @@ def describe_failure(spec: ModelSpec, exc: BaseException | None = None) -> Model
 class ModelCache:
     """One instance of each model per process. Concurrent callers of the same key wait for one load.
 
-    Failures are remembered too, so a missing model costs one attempt, not one per request.
+    Failures are remembered too, so a missing model costs one attempt, not one per request. Loads of
+    different models run one at a time: the libraries' empty-weights initialisation patches torch globally.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._loading = threading.RLock()
         self._key_locks: dict[tuple, threading.Lock] = {}
         self._models: dict[tuple, Any] = {}
         self._errors: dict[tuple, ModelLoadError] = {}
@@ -107,7 +109,8 @@ class ModelCache:
                 self._errors[key] = error
                 raise error
             try:
-                model = load()
+                with self._loading:
+                    model = load()
             except Exception as exc:  # any loader failure becomes one clear message
                 error = describe_failure(spec, exc)
                 self._errors[key] = error

@@ -22,6 +22,12 @@ from .loading import display_name
 from .scoring import ClipScorer
 
 
+# A diffusers pipeline keeps per-call state (scheduler steps, guidance), and loading.MODELS shares one
+# UNet between studios: one call at a time per UNet, across the process.
+_PIPE_LOCKS: dict[int, threading.Lock] = {}
+_PIPE_LOCKS_GUARD = threading.Lock()
+
+
 def with_demo_fallback(settings: Settings) -> tuple[Settings, str | None]:
     """Switch to the offline demo models when the built-in Hub defaults cannot be reached.
 
@@ -53,8 +59,6 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._scorers: dict[str, ClipScorer] = {}
         self._pipes: dict[str, Any] = {}
-        # A diffusers pipeline keeps per-call state (scheduler steps, guidance): one call at a time each.
-        self._pipe_locks: dict[int, threading.Lock] = {}
 
     # -- CLIP scorers ---------------------------------------------------------------------------
     def scorer(self, role: str = "clip_model") -> ClipScorer:
@@ -84,9 +88,9 @@ class ModelRegistry:
             return self._pipes[model_id]
 
     def pipe_lock(self, pipe: Any) -> threading.Lock:
-        """The lock of this pipeline's UNet, shared by every view of it (another sampler, say)."""
-        with self._lock:
-            return self._pipe_locks.setdefault(id(pipe.unet), threading.Lock())
+        """The lock of this pipeline's UNet, shared by every view of it (another sampler, another studio)."""
+        with _PIPE_LOCKS_GUARD:
+            return _PIPE_LOCKS.setdefault(id(pipe.unet), threading.Lock())
 
     def _tiny_decoder(self, base: Any) -> Any | None:
         """The AutoencoderTiny for `base`, or None. TAESD that cannot load: the full VAE, and a notice."""

@@ -127,14 +127,16 @@ def test_killing_the_cli_mid_run_loses_no_file_already_written(tiny_sd_dir, tiny
     assert not [name for name in after if name.endswith(".partial") and name not in before]
 
 
-def test_concurrent_generate_calls_share_one_model_load(tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
-    """Four generates at once on a model not loaded before, while another studio asks for it: one load."""
+def test_concurrent_first_requests_share_one_load_per_model(tiny_sd_dir, tiny_clip_dir, tmp_path, monkeypatch):
+    """Generates on two studios at once, on models no earlier test loaded: one load of each model, CLIP and
+    Stable Diffusion loading side by side, and the shared pipeline never runs two calls at once."""
     import shutil
     import threading
 
     from diffusers import AutoPipelineForText2Image
 
-    model = shutil.copytree(tiny_sd_dir, tmp_path / "fresh-sd")  # a folder no earlier test loaded
+    model = shutil.copytree(tiny_sd_dir, tmp_path / "fresh-sd")
+    clip = shutil.copytree(tiny_clip_dir, tmp_path / "fresh-clip")
     loads = []
     real_load = AutoPipelineForText2Image.from_pretrained
 
@@ -143,33 +145,34 @@ def test_concurrent_generate_calls_share_one_model_load(tiny_sd_dir, tiny_clip_d
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(AutoPipelineForText2Image, "from_pretrained", counting_load)
-    # The other studio only loads: its own pipeline lock would not keep it off the shared pipeline.
-    studio, other = make(model, tiny_clip_dir), make(model, tiny_clip_dir)
-    studio.scorer()  # CLIP first: only loads of the one pipeline race here
+    studios = [make(model, clip), make(model, clip)]
     start = threading.Barrier(6)
-    results, pipes, errors = [], [], []
+    results, errors = [], []
 
-    def work(seed):
+    def work(studio, seed):
         try:
             start.wait(timeout=60)
-            results.append(studio.generate(GenerationRequest("a cat", n=1, steps=1, width=64, height=64, seed=seed)))
+            if seed == -1:  # a first request that needs CLIP alone, racing the pipeline's load
+                studio.classify([Image.new("RGB", (32, 32), "red")], "red, blue")
+                return
+            if seed == -2:  # the pipeline alone, on the studio whose CLIP is not loading
+                studio.pipeline()
+                return
+            results.append(studio.generate(GenerationRequest("a cat", n=2, steps=2, width=64, height=64, seed=seed)))
         except Exception as exc:  # recorded, then asserted empty
             errors.append(exc)
 
-    def load():
-        try:
-            start.wait(timeout=60)
-            pipes.append(other.pipeline())
-        except Exception as exc:  # recorded, then asserted empty
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)] + [threading.Thread(target=load)
-                                                                               for _ in range(2)]
+    jobs = [(studios[0], 0), (studios[1], 10), (studios[0], 20), (studios[1], 30), (studios[0], -1), (studios[1], -2)]
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
-    assert not errors and len(results) == 4 and len(pipes) == 2
-    assert sorted(r.images[0].seed for r in results) == [0, 1, 2, 3]
+        t.join(timeout=180)
+    assert not errors, errors
+    assert sorted(min(i.seed for i in r.images) for r in results) == [0, 10, 20, 30]
     assert loads == [str(model)]
-    assert pipes[0] is pipes[1] is studio.pipeline()  # decoder="full": the loaded pipeline itself
+    assert studios[0].pipeline() is studios[1].pipeline()  # decoder="full": the loaded pipeline itself
+    alone = studios[0].generate(GenerationRequest("a cat", n=2, steps=2, width=64, height=64, seed=10))
+    together = next(r for r in results if min(i.seed for i in r.images) == 10)
+    by_seed = {i.seed: i.image.tobytes() for i in together.images}
+    assert all(by_seed[i.seed] == i.image.tobytes() for i in alone.images)  # no call disturbed another

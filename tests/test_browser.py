@@ -136,7 +136,8 @@ def test_stop_cancels_the_run_keeps_nothing_and_the_page_works_again(page):
     with step(page, "1b-stop"):
         before = gallery_sources(page)
         assert len(before) == 4  # the previous step's run
-        set_number(page, "Steps", 100)  # far above the preset's default: the run is still denoising when Stop lands
+        set_number(page, "Candidates", 8)  # the most candidates and steps: the run is still denoising when Stop lands
+        set_number(page, "Steps", 100)
         stop = page.locator("#stop-button")
         page.locator("#generate-button").click()
         page.locator("#ranked-gallery [role=progressbar][aria-label=Denoising]").wait_for(state="visible",

@@ -206,6 +206,24 @@ def test_evaluate_endpoint_matches_the_core(client, studio, tmp_path):
     assert report["top1"] == pytest.approx(expected.top1) and set(report["per_class"]) == {"猫", "dog"}
 
 
+def test_missing_cjk_font_is_told_in_the_evaluate_tab(client, tmp_path, monkeypatch):
+    from gradio_client import handle_file
+
+    from clipdemo.plots import cjk_font
+
+    archive = write_class_zip(tmp_path)
+    english, *_ = client.predict(handle_file(str(archive)), "", "single", "", api_name="/evaluate")
+    monkeypatch.setenv("CLIPDEMO_CJK_FONT", "none")  # the server runs in this process: it sees a machine without one
+    cjk_font.cache_clear()
+    try:
+        chinese, *_ = client.predict(handle_file(str(archive)), "cat: 猫", "single", "", api_name="/evaluate")
+    finally:
+        monkeypatch.delenv("CLIPDEMO_CJK_FONT")
+        cjk_font.cache_clear()
+    assert "No CJK font" in chinese and "fonts-noto-cjk" in chinese
+    assert "No CJK font" not in english
+
+
 def test_evaluate_endpoint_refuses_bad_label_lines(client, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError

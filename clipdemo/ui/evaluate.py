@@ -10,6 +10,7 @@ import gradio as gr
 from ..errors import InputError
 from ..evaluation import TEMPLATE_SETS
 from ..images import load_image
+from ..plots import missing_font_notice
 from .common import bind, prune, show_notices, user_errors
 from .formatting import eval_mistakes, eval_rows, eval_summary
 
@@ -38,13 +39,16 @@ def evaluate(studio, archive: str | None, label_lines: str, templates: str, cust
     result = studio.evaluate(image_set, choice or "single", batch_size=32,
                              progress=lambda done, total: progress((done, total), desc="Classifying", unit="images"),
                              scorer=scorer)
+    if font_notice := missing_font_notice(result.labels):  # the confusion matrix would draw boxes
+        result.notices.append(font_notice)
     show_notices(result.notices)
     paths = write_report(result, work + "-report", Path(archive).stem)
     mistakes = [(load_image(image_set.sources[result.source_indices[i]]), caption)
                 for i, caption in eval_mistakes(result)]
     figure = confusion_figure(result.confusion, result.labels)
     files = [str(paths["json"]), str(paths["markdown"]), str(paths["confusion"])]
-    return eval_summary(result), eval_rows(result), figure, mistakes, files
+    summary = eval_summary(result) + "".join(f"\n\n⚠️ {n}" for n in result.notices)
+    return summary, eval_rows(result), figure, mistakes, files
 
 
 def build_evaluate(studio, scorer_choice: gr.Radio) -> None:

@@ -153,3 +153,10 @@ class Studio:
         result = evaluate(clip, image_set, template_list, name, batch_size, num_workers, progress, accelerator)
         result.notices = notices + result.notices
         return result
+
+    def score_images(self, paths: Sequence[str], prompts_file: str | None = None, out=None, accelerator=None,
+                     progress=None, scorer: str = "auto", skip_unprompted: bool = False):
+        """Score images made elsewhere against their prompts (metadata or a CSV); see bench.score."""
+        from .bench.score import score_images
+
+        return score_images(self, list(paths), prompts_file, out, accelerator, progress, scorer, skip_unprompted)

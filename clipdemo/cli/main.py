@@ -20,6 +20,7 @@ from ..options import OPTIONS, in_scope
 from ..ranking import manifest, write_run
 from ..studio import SCORER_CHOICES, Studio
 from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
+from .score import add_parser as add_score_parser, cmd_score
 
 EXIT_USAGE = 2
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="port to listen on (default 7860; Spaces set GRADIO_SERVER_PORT)")
     v.add_argument("--share", action="store_true", help="ask gradio for a public link (off by default)")
     add_option_flags(v, "serve")
+    add_score_parser(sub)
     return parser
 
 
@@ -218,6 +220,7 @@ def cmd_serve(args, studio: Studio) -> int:
 
 COMMANDS = {"generate": cmd_generate, "classify": cmd_classify, "similarity": cmd_similarity, "eval": cmd_eval,
             "serve": cmd_serve}
+COMMANDS["score"] = cmd_score
 
 
 class _NoTorchvisionAdvice(logging.Filter):

@@ -160,3 +160,10 @@ class Studio:
         from .bench.score import score_images
 
         return score_images(self, list(paths), prompts_file, out, accelerator, progress, scorer, skip_unprompted)
+
+    def bench(self, prompts: str | Sequence[str], settings: Sequence[str], seeds: int = 4, out="bench",
+              seed_base: int = 0, progress=None, accelerator=None, scorer: str = "auto"):
+        """One image per (setting, prompt, seed), scored and summarised with CIs; resumes a run in `out`."""
+        from .bench.run import run_bench
+
+        return run_bench(self, prompts, settings, seeds, out, seed_base, progress, accelerator, scorer)

@@ -21,6 +21,7 @@ from ..ranking import manifest, write_run
 from ..studio import SCORER_CHOICES, Studio
 from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
 from .score import add_parser as add_score_parser, cmd_score
+from .bench import add_parser as add_bench_parser, cmd_bench
 
 EXIT_USAGE = 2
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--share", action="store_true", help="ask gradio for a public link (off by default)")
     add_option_flags(v, "serve")
     add_score_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
@@ -221,6 +223,7 @@ def cmd_serve(args, studio: Studio) -> int:
 COMMANDS = {"generate": cmd_generate, "classify": cmd_classify, "similarity": cmd_similarity, "eval": cmd_eval,
             "serve": cmd_serve}
 COMMANDS["score"] = cmd_score
+COMMANDS["bench"] = cmd_bench
 
 
 class _NoTorchvisionAdvice(logging.Filter):

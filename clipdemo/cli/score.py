@@ -57,6 +57,7 @@ def cmd_score(args: argparse.Namespace, studio) -> int:
     else:
         for r in sorted(run.rows, key=lambda r: (r.setting, r.prompt, r.rank)):
             scores = "  ".join(f"{k} {v:.2f}" for k, v in r.scores.items())
-            print(f"{r.setting}  #{r.rank}  {scores}  {r.file}  ({r.source}: {" ".join(r.prompt.split())[:60]})")
+            prompt = " ".join(r.prompt.split())[:60]
+            print(f"{r.setting}  #{r.rank}  {scores}  {r.file}  ({r.source}: {prompt})")
         print(f"wrote {', '.join(str(p) for p in run.paths.values())}")
     return 0

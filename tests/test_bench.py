@@ -128,3 +128,200 @@ def test_summary_files_and_a_tie_is_made_visible(tmp_path):
     assert "a and c tie on CLIP" in report and "| 1 |" in report
     for kind in ("scores", "categories"):
         assert paths[kind].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- prompts and settings -------------------------------------------------------------------------------
+from clipdemo.bench import BUNDLED_SETS, load_prompts, parse_setting  # noqa: E402
+from clipdemo.bench.settings import parse_settings  # noqa: E402
+
+
+def test_prompts_from_text_csv_jsonl_lists_and_bundled_sets(tmp_path):
+    (tmp_path / "p.txt").write_text("a red circle\n\n一个蓝色的正方形\n", encoding="utf-8")
+    txt = load_prompts(tmp_path / "p.txt")
+    assert [(p.id, p.prompt, p.source) for p in txt] == [("1", "a red circle", "p.txt"), ("3", "一个蓝色的正方形", "p.txt")]
+    (tmp_path / "p.csv").write_text("id,prompt,category\nx,a cat,objects\n,a dog,\n", encoding="utf-8")
+    assert [(p.id, p.prompt, p.category) for p in load_prompts(str(tmp_path / "p.csv"))] == [
+        ("x", "a cat", "objects"), ("2", "a dog", "")]
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a cat", "category": "c"}\n\n{"id": "k", "prompt": "a dog"}\n')
+    assert [(p.id, p.category) for p in load_prompts(tmp_path / "p.jsonl")] == [("1", "c"), ("k", "")]
+    assert [p.id for p in load_prompts(["a cat", "a dog"])] == ["1", "2"]
+    bilingual = load_prompts("bilingual")
+    assert len(bilingual) >= 100 and {p.language for p in bilingual} == {"en", "zh"}
+    assert {p.category for p in bilingual} == {"objects", "colours", "counting", "composition", "style"}
+    assert sum(p.language == "en" for p in bilingual) == sum(p.language == "zh" for p in bilingual) >= 50
+    shapes = load_prompts("shapes")
+    assert set(BUNDLED_SETS) == {"bilingual", "shapes"} and len(shapes) >= 20 and shapes[0].source == "shapes"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("none.txt", None, "no such file and not a bundled set"),
+    ("empty.txt", "\n\n", "there are no prompts"),
+    ("bad.csv", "text\nhello\n", "needs a 'prompt' column"),
+    ("bad.jsonl", '{"prompt": "a"}\nnot json\n', "line 2: not JSON"),
+    ("twice.jsonl", '{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n', "prompt id 'a' is used twice"),
+    ("blank.csv", "prompt\n\" \"\n", "prompt '1': The prompt is empty"),
+])
+def test_bad_prompt_files_name_the_problem(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        load_prompts(tmp_path / name)
+
+
+def test_settings_strings_parse_with_types_and_commas_in_the_negative():
+    s = parse_setting("fast-1: steps=4, guidance=1.5, scheduler=euler, negative=blurry, ugly, width=64")
+    assert s.name == "fast-1" and s.params == {"steps": 4, "guidance": 1.5, "scheduler": "euler",
+                                               "negative": "blurry, ugly", "width": 64}
+    assert parse_setting("base:").params == {} and parse_setting(" b : model=x ").params == {"model": "x"}
+
+
+@pytest.mark.parametrize("texts, message", [
+    (["a steps=4"], "write it as 'NAME: key=value"),
+    (["../x: steps=4"], "write it as 'NAME: key=value"),
+    (["a: seed=4"], "unknown key 'seed'. Known keys: model, steps"),
+    (["a: steps=four"], "steps must be a whole number"),
+    (["a: guidance=lots"], "guidance must be a number"),
+    (["a: scheduler=magic"], "unknown scheduler 'magic'"),
+    (["a: steps=1, steps=2"], "'steps' is given twice"),
+    (["a: steps=1", "a: steps=2"], "Setting name 'a' is used twice"),
+    ([], "at least one setting"),
+])
+def test_bad_settings_strings_name_the_problem(texts, message):
+    with pytest.raises(InputError, match=message):
+        parse_settings(texts)
+
+
+# -- runs on the tiny models ---------------------------------------------------------------------------
+SETTINGS = ["one: steps=1, width=64, height=64", "two: steps=2, guidance=2, width=64, height=64"]
+
+
+@pytest.fixture(scope="module")
+def bench_studio(tiny_sd_dir, tiny_clip_dir):
+    from clipdemo import Studio, resolve_settings
+
+    return Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
+                                   decoder="full", moderation="off", pick_model="none"))
+
+
+@pytest.fixture(scope="module")
+def first_run(bench_studio, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    (out.parent / "prompts.csv").write_text("id,prompt,category\np1,a red circle,colours\np2,a blue square,shapes\n")
+    run = bench_studio.bench(str(out.parent / "prompts.csv"), SETTINGS, seeds=2, out=out, seed_base=5)
+    return out, run
+
+
+def test_a_run_writes_one_row_and_png_per_setting_prompt_and_seed(first_run, bench_studio, tiny_clip_dir):
+    from clipdemo.provenance import read_metadata
+    from tests.clip_reference import clip_score, reference_cosine
+
+    out, run = first_run
+    rows = read_rows(out / "results.jsonl")
+    assert rows == run.rows and len(rows) == 8
+    assert [r.key for r in rows] == [(s, p, k) for s in ("one", "two") for p in ("p1", "p2") for k in (5, 6)]
+    assert {r.category for r in rows} == {"colours", "shapes"} and rows[0].source == "prompts.csv"
+    for r in rows:
+        meta = read_metadata(out / r.file)
+        assert (meta["seed"], meta["bench_setting"], meta["prompt"]) == (r.seed, r.setting, r.prompt)
+        assert set(r.scores) == {"clip"}
+        cosine, _ = reference_cosine(tiny_clip_dir, [out / r.file], [r.prompt])
+        assert r.scores["clip"] == pytest.approx(float(clip_score(cosine)[0, 0]), abs=1e-3)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == run.summary.as_json() and (summary["prompts"], summary["seeds"]) == (2, 2)
+    assert [s["params"]["steps"] for s in summary["settings"]] == [1, 2]
+    assert summary["settings"][0]["n_images"] == 4 and summary["pairwise"][0]["n_pairs"] == 4
+    assert {p.name for p in out.iterdir()} >= {"results.jsonl", "summary.json", "report.md", "scores.png",
+                                               "categories.png", "bench.json"}
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_writes_nothing_new_and_a_cut_run_resumes(first_run, bench_studio):
+    out, run = first_run
+    prompts = str(out.parent / "prompts.csv")
+    before = snapshot(out)
+    again = bench_studio.bench(prompts, SETTINGS, seeds=2, out=out, seed_base=5)
+    assert snapshot(out) == before and again.rows == run.rows
+    # Killed mid-line on the last row, its PNG gone: only that image is made again.
+    data = (out / "results.jsonl").read_bytes()
+    last = data.rstrip(b"\n").rfind(b"\n") + 1
+    (out / "results.jsonl").write_bytes(data[: last + 25])
+    (out / run.rows[-1].file).unlink()
+    resumed = bench_studio.bench(prompts, SETTINGS, seeds=2, out=out, seed_base=5)
+    assert [r.key for r in resumed.rows] == [r.key for r in run.rows]
+    assert resumed.rows[-1].scores["clip"] == pytest.approx(run.rows[-1].scores["clip"], abs=1e-4)
+    assert (out / "results.jsonl").read_bytes().count(b"\n") == 8
+
+
+def test_a_setting_name_with_other_params_is_refused(first_run, bench_studio):
+    out, _ = first_run
+    with pytest.raises(InputError, match="already holds setting 'one' with other parameters"):
+        bench_studio.bench(str(out.parent / "prompts.csv"), ["one: steps=3, width=64, height=64"], seeds=1, out=out)
+    with pytest.raises(InputError, match="not one of this server's models"):
+        bench_studio.bench(["a cat"], ["x: model=elsewhere/sd"], seeds=1, out=out)
+
+
+# -- the command line and accelerate -----------------------------------------------------------------------
+def cli_env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--setting", "a: steps=x"], "steps must be a whole number"),
+    (["--setting", "a: steps=1", "--seeds", "0"], "Seeds must be a whole number"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, tiny_sd_dir, tiny_clip_dir, capsys, args, message):
+    from clipdemo.cli.main import main
+
+    (tmp_path / "p.txt").write_text("a cat\n")
+    code = main(["bench", str(tmp_path / "p.txt"), *args, "--out", str(tmp_path / "o"), "--sd-model",
+                 str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err and err.startswith("clipdemo bench: error:")
+
+
+def test_cli_bad_prompts_file_exits_2_with_one_line(tmp_path, capsys):
+    from clipdemo.cli.main import main
+
+    (tmp_path / "p.jsonl").write_text("{nope\n")
+    assert main(["bench", str(tmp_path / "p.jsonl"), "--setting", "a: steps=1", "--out", str(tmp_path / "o"),
+                 "--preset", "demo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "p.jsonl, line 1: not JSON" in err
+
+
+def test_accelerate_two_processes_equal_one(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    (tmp_path / "p.txt").write_text("a red circle\na blue square\na green star\n")
+    common = ["-m", "clipdemo", "bench", str(tmp_path / "p.txt"), "--seeds", "2", "--setting", SETTINGS[0],
+              "--setting", SETTINGS[1], "--sd-model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
+              "--dtype", "fp32", "--decoder", "full", "--moderation", "off", "--pick-model", "none"]
+    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True,
+                            text=True, env=cli_env(), timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    double = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
+                            capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = read_rows(tmp_path / "one" / "results.jsonl"), read_rows(tmp_path / "two" / "results.jsonl")
+    assert len(one) == 12 and [r.key for r in one] == [r.key for r in two]
+    for a, b in zip(one, two):
+        assert (a.file, a.prompt, set(a.scores)) == (b.file, b.prompt, set(b.scores))
+        assert a.scores["clip"] == pytest.approx(b.scores["clip"], abs=1e-4)
+    assert not list((tmp_path / "two").glob("results.rank*.jsonl"))
+    s1 = json.loads((tmp_path / "one" / "summary.json").read_text())
+    s2 = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert s1.keys() == s2.keys() and s1["prompts"] == s2["prompts"] == 3
+    assert json.dumps(s1, sort_keys=True) == json.dumps(s2, sort_keys=True) or approx_equal(s1, s2)
+
+
+def approx_equal(x, y) -> bool:
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(approx_equal(x[k], y[k]) for k in x)
+    if isinstance(x, list):
+        return len(x) == len(y) and all(approx_equal(a, b) for a, b in zip(x, y))
+    if isinstance(x, float):
+        return abs(x - y) <= 1e-4 * max(1.0, abs(x))
+    return x == y

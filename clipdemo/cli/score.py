@@ -11,6 +11,10 @@ import json
 import os
 import sys
 
+from ..options import OPTIONS
+
+SCORING_OPTIONS = ("pick_model", "pickscore", "rank_by")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from .main import add_option_flags
@@ -25,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-unprompted", action="store_true",
                    help="leave out images with no prompt (with a note) instead of stopping with an error")
     add_option_flags(p)
+    for option in OPTIONS:  # the scoring settings that clipdemo.options files under generation
+        if option.name in SCORING_OPTIONS:
+            p.add_argument(option.flag, dest=option.name, choices=option.choices or None,
+                           help=f"{option.help} (env {option.env})")
 
 
 def cmd_score(args: argparse.Namespace, studio) -> int:

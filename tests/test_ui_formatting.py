@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipdemo.bench import PairStats, SettingStats, Summary
 from clipdemo.compare import Comparison, Setting
 from clipdemo.evaluation import EvalResult
 from clipdemo.generation import GenerationRequest
@@ -189,3 +190,53 @@ def test_compare_summary_of_a_side_without_scores():
     summary = fmt.compare_summary(Comparison(a, b, "clip", [5, 6]))
     assert summary.endswith(f"not compared: seed 5 (B: {NAN}), seed 6 (A: {NAN}). "
                             "**No seed was scored on both sides, so there is no comparison.**")
+
+
+EXACT = "exact sign-flip (2^2)"
+
+
+def bench_summary(clip_ci_diff, pairs=4):
+    a = SettingStats("a", {"model": "/srv/models/tiny-sd", "steps": 1}, 4, {"clip": 30.12345, "pickscore": 20.5},
+                     {"clip": [29.0, 31.25], "pickscore": [20.0, 21.0]})
+    b = SettingStats("b", {"model": "/srv/models/tiny-sd", "steps": 2}, 4, {"clip": 31.0, "pickscore": 20.25},
+                     {"clip": [30.5, 31.5], "pickscore": [19.875, 20.625]})
+    pairwise = [PairStats("a", "b", "clip", pairs, 0.25, -0.87655, clip_ci_diff, 0.25, EXACT),
+                PairStats("a", "b", "pickscore", pairs, 0.5, 0.25, [-0.5, 1.0], 1.0, EXACT)]
+    return Summary(2, 2, ["clip", "pickscore"], [a, b], pairwise, {})
+
+
+def test_bench_leaderboard_and_pairwise_rows():
+    summary = bench_summary([-1.5, -0.25])
+    assert fmt.bench_leaderboard(summary) == {
+        "headers": ["rank", "setting", "params", "images", "CLIP mean", "CLIP CI low", "CLIP CI high",
+                    "Pick mean", "Pick CI low", "Pick CI high"],
+        "data": [[1, "b", "model=tiny-sd, steps=2", 4, 31.0, 30.5, 31.5, 20.25, 19.875, 20.625],  # best first
+                 [2, "a", "model=tiny-sd, steps=1", 4, 30.123, 29.0, 31.25, 20.5, 20.0, 21.0]]}
+    assert fmt.bench_pairwise(summary) == {
+        "headers": ["a", "b", "score", "pairs", "win rate a", "mean a − b", "CI low", "CI high", "p", "test"],
+        "data": [["a", "b", "CLIP", 4, 0.25, -0.877, -1.5, -0.25, 0.25, EXACT],
+                 ["a", "b", "Pick", 4, 0.5, 0.25, -0.5, 1.0, 1.0, EXACT]]}
+    unscored = Summary(1, 1, ["clip"], [SettingStats("c", {}, 1, {}, {})],
+                       [PairStats("c", "d", "clip", 0, None, None, None, None, "none: no pairs")], {})
+    assert fmt.bench_leaderboard(unscored)["data"] == [[1, "c", "—", 1, None, None, None]]
+    assert fmt.bench_pairwise(unscored)["data"] == [["c", "d", "CLIP", 0, None, None, None, None, None,
+                                                     "none: no pairs"]]
+
+
+def test_bench_summary_names_the_leader_and_each_tie():
+    head = "2 prompts × 2 seeds × 2 settings; CIs: 95% bootstrap over prompts.\n\n"
+    pick_tie = "- **a and b tie on Pick**: the 95% CI of their difference [-0.50, 1.00] contains 0."
+    assert fmt.bench_summary(bench_summary([-1.5, -0.25])) == (
+        head + "**b leads** on CLIP: mean 31.00 [30.50, 31.50].\n\n"
+        "- **b** beats a on CLIP: mean a − b -0.88 [-1.50, -0.25], p = 0.2500 (exact sign-flip (2^2)).\n" + pick_tie)
+    assert fmt.bench_summary(bench_summary([-1.5, 0.0])) == (
+        head + "**b** has the highest CLIP (mean 31.00 [30.50, 31.50]), but ties with a within the 95% CI: "
+        "no setting is shown to lead.\n\n"
+        "- **a and b tie on CLIP**: the 95% CI of their difference [-1.50, 0.00] contains 0.\n" + pick_tie)
+    no_pairs = bench_summary(None, pairs=0)
+    no_pairs.pairwise = [PairStats("a", "b", "clip", 0, None, None, None, None, "none: no pairs")]
+    assert fmt.bench_summary(no_pairs).endswith("[30.50, 31.50].\n\n- a and b share no scored image on CLIP: "
+                                                "not compared.")
+    assert fmt.bench_summary(Summary(1, 1, [], [SettingStats("a", {}, 1, {}, {})], [], {})) == (
+        "1 prompts × 1 seeds × 1 settings; CIs: 95% bootstrap over prompts.\n\n"
+        "**No image was scored, so there is no leaderboard.**")

@@ -189,3 +189,62 @@ def compare_rows(result) -> list[list]:
 def setting_title(side: str, model: str, setting) -> str:
     """A side's name in the score-distribution plot."""
     return f"{side}: {model}, {setting.steps} steps, g {setting.guidance:g}, {setting.scheduler}"
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def bench_params(params: dict) -> str:
+    """A setting's parameters for the page: the model by its shown name, never a server path."""
+    return ", ".join(f"{k}={shown(str(v)) if k == 'model' else v}" for k, v in params.items()) or "—"
+
+
+def bench_leaderboard(summary) -> dict:
+    """Settings best first (as in report.md); each scorer's mean and the bounds of its 95% CI."""
+    from ..bench.report import label, leaderboard
+
+    metrics = summary.scorers
+    headers = ["rank", "setting", "params", "images"] + [f"{label(m)} {part}" for m in metrics
+                                                         for part in ("mean", "CI low", "CI high")]
+    rows = [[rank, s.name, bench_params(s.params), s.n_images,
+             *(v for m in metrics for v in (_r(s.mean.get(m)), *(_r(x) for x in s.ci95.get(m) or [None, None])))]
+            for rank, s in enumerate(leaderboard(summary), start=1)]
+    return {"headers": headers, "data": rows}
+
+
+def bench_pairwise(summary) -> dict:
+    from ..bench.report import label
+
+    headers = ["a", "b", "score", "pairs", "win rate a", "mean a − b", "CI low", "CI high", "p", "test"]
+    rows = [[p.a, p.b, label(p.metric), p.n_pairs, _r(p.win_rate_a), _r(p.mean_diff),
+             *(_r(x) for x in p.ci95 or [None, None]), _r(p.p_value, 4), p.test] for p in summary.pairwise]
+    return {"headers": headers, "data": rows}
+
+
+def bench_summary(summary) -> str:
+    """Who leads on the first scorer, and each pair's verdict; a tie (the CI of a difference holds 0) is said."""
+    from ..bench.report import _ci, label, leaderboard
+
+    head = (f"{summary.prompts} prompts × {summary.seeds} seeds × {len(summary.settings)} settings; "
+            "CIs: 95% bootstrap over prompts.")
+    if not summary.scorers:
+        return head + "\n\n**No image was scored, so there is no leaderboard.**"
+    metric, best = summary.scorers[0], leaderboard(summary)[0]
+    tied = [p.b if p.a == best.name else p.a for p in summary.pairwise
+            if p.metric == metric and p.tie and best.name in (p.a, p.b)]
+    mean = f"mean {best.mean[metric]:.2f} {_ci(best.ci95.get(metric))}"
+    lead = (f"**{best.name}** has the highest {label(metric)} ({mean}), but ties with {', '.join(tied)} within "
+            "the 95% CI: no setting is shown to lead." if tied else f"**{best.name} leads** on {label(metric)}: {mean}.")
+    lines = [head, "", lead, ""]
+    for p in summary.pairwise:
+        if p.win_rate_a is None:
+            lines.append(f"- {p.a} and {p.b} share no scored image on {label(p.metric)}: not compared.")
+        elif p.tie:  # report.md's wording
+            lines.append(f"- **{p.a} and {p.b} tie on {label(p.metric)}**: the 95% CI of their difference "
+                         f"{_ci(p.ci95)} contains 0.")
+        else:
+            better, worse = (p.a, p.b) if p.mean_diff > 0 else (p.b, p.a)
+            lines.append(f"- **{better}** beats {worse} on {label(p.metric)}: mean {p.a} − {p.b} "
+                         f"{p.mean_diff:+.2f} {_ci(p.ci95)}, p = {p.p_value:.4f} ({p.test}).")
+    return "\n".join(lines).rstrip()

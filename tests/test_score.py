@@ -59,7 +59,8 @@ def save_with_text(path: Path, seed: int, **chunks: str) -> None:
 EXPECTED = {
     "tool_a": {"clipdemo.png": (RED, "clipdemo", 7), "clipdemo_zh.png": (ZH, "clipdemo", 8),
                "a1111_1.png": (RED, "a1111", 1234), "a1111_2.png": (RED, "a1111", 1235),
-               "comfy.png": (RED, "comfyui", 42), "listed/plain.png": (RED, "prompts-file", None),
+               "comfy.png": (RED, "comfyui", 42), "comfy_2.png": (RED, "comfyui", 42),  # one batch: one seed
+               "listed/plain.png": (RED, "prompts-file", None),
                "override.png": (BLUE, "prompts-file", 99)},
     "tool_b": {"a1111_3.png": (RED, "a1111", 5), "named.png": (BLUE, "prompts-file", None)},
 }
@@ -76,6 +77,7 @@ def made(tmp_path_factory):
     save_with_text(a / "a1111_1.png", 3, parameters=a1111_parameters(RED, 1234))
     save_with_text(a / "a1111_2.png", 4, parameters=a1111_parameters(RED, 1235))
     save_with_text(a / "comfy.png", 5, prompt=json.dumps(comfyui_graph(RED, 42)))
+    save_with_text(a / "comfy_2.png", 10, prompt=json.dumps(comfyui_graph(RED, 42)))
     save_with_text(a / "listed" / "plain.png", 6)
     save_with_text(a / "override.png", 7, parameters=a1111_parameters("a green triangle", 99))  # the CSV wins
     (a / "notes.txt").write_text("not an image")
@@ -180,7 +182,7 @@ def test_scores_match_transformers_and_ranks_follow_them(studio, made, models, t
     assert lines == [r.as_json() for r in run.rows] and {"rank", "rank_all"} <= set(lines[0])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     by_name = {s["name"]: s for s in summary["settings"]}
-    assert {n: s["n_images"] for n, s in by_name.items()} == {"tool_a": 7, "tool_b": 2}
+    assert {n: s["n_images"] for n, s in by_name.items()} == {"tool_a": 8, "tool_b": 2}
     mean_a = np.mean([r.scores["clip"] for r in run.rows if r.setting == "tool_a"])
     assert by_name["tool_a"]["mean"]["clip"] == pytest.approx(mean_a)  # no image lost to a shared (prompt, seed)
     assert (tmp_path / "out" / "report.md").exists()
@@ -234,13 +236,16 @@ def test_accelerate_two_processes_give_the_rows_of_one(made, models, tmp_path):
                             text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr
     accelerate = Path(sys.executable).with_name("accelerate")
-    double = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # --cpu would start one process (accelerate runs several CPU processes only under mpirun); score asks for
+    # a CPU world itself when its device is the CPU
+    double = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                              "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
                             capture_output=True, text=True, env=env, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
+    assert "2 processes shared the 10 images" in double.stderr and "processes shared" not in single.stderr
     one = (tmp_path / "one" / "results.jsonl").read_text()
     assert one == (tmp_path / "two" / "results.jsonl").read_text()
     printed = json.loads(single.stdout)
-    assert printed == [json.loads(line) for line in one.splitlines()] and len(printed) == 9
+    assert printed == [json.loads(line) for line in one.splitlines()] and len(printed) == 10
     assert printed == json.loads(double.stdout)  # only the main process prints
     assert {r["source"] for r in printed} == {"clipdemo", "a1111", "comfyui", "prompts-file"}

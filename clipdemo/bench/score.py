@@ -73,6 +73,8 @@ def score_images(studio: Any, paths: list[str], prompts_file: str | None = None,
     if problems:
         raise InputError(_listed(problems, "image(s) could not be scored"))
     # 4. Ranks, then the files (main process only).
+    if world > 1:
+        notices.append(f"{world} processes shared the {len(items)} images.")
     run = ScoreRun(rank_rows(items, records, studio.settings.rank_by), list(dict.fromkeys(notices)), skipped)
     if out is not None and (accelerator is None or accelerator.is_main_process):
         run.paths, run.summary = write_outputs(run.rows, out, setting_names(paths))

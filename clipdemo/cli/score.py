@@ -44,7 +44,8 @@ def cmd_score(args: argparse.Namespace, studio) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by `accelerate launch`
         from accelerate import Accelerator
 
-        accelerator = Accelerator()
+        # cpu: without it a CPU-only launch would give each process a world of one, and every process all images
+        accelerator = Accelerator(cpu=studio.device.type == "cpu")
     main_process = accelerator is None or accelerator.is_main_process
     bar = tqdm(unit="img", desc="scoring", disable=not main_process or None, file=sys.stderr)
 

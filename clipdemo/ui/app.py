@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from ..studio import SCORER_CHOICES, Studio
+from .bench import build_bench
 from .common import auth_from_env
 from .compare import build_compare
 from .evaluate import build_evaluate
@@ -37,6 +38,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  info=scorer_info(s.zh_clip_model, s.clip_model))
         generated = build_generate(studio, scorer_choice)
         compared = build_compare(studio, scorer_choice)
+        build_bench(studio, scorer_choice)
         build_history(history, generated, compared)
         build_zeroshot(studio, scorer_choice)
         build_similarity(studio, scorer_choice)

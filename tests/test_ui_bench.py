@@ -1,0 +1,105 @@
+"""The Benchmark tab through gradio_client on a real server: its tables are the run's own summary.json and rows."""
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+PROMPTS = "a red circle\na blue square"
+SETTINGS = "one: steps=1\ntwo: steps=2"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def bench_client(tiny_sd_dir, tiny_clip_dir):
+    """The tiny-model app with 64×64 one-step defaults, so a page run takes seconds."""
+    from dataclasses import replace
+
+    from gradio_client import Client
+
+    from clipdemo import Studio, resolve_settings
+    from clipdemo.config import GenerationDefaults
+    from clipdemo.ui import build_app
+    from tests.servers import launch_local
+
+    settings = resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32")
+    demo = build_app(Studio(replace(settings, defaults=GenerationDefaults(width=64, height=64, steps=1))))
+    demo.queue(max_size=16)
+    try:
+        yield Client(launch_local(demo), verbose=False)
+    finally:
+        demo.close()
+
+
+def unzip(archive: str, where: Path) -> Path:
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(where)
+    return where
+
+
+def test_tables_are_the_runs_summary_and_rows(bench_client, tmp_path, tiny_sd_dir):
+    """Only the prompts given: the default settings a (the server's steps) and b (one more) and two seeds."""
+    from clipdemo.ui.formatting import shown
+
+    summary, board, pairs, scores, categories, archive = bench_client.predict(PROMPTS, api_name="/bench")
+    run = unzip(archive, tmp_path / "run")
+    data = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 8 and all((run / r["file"]).is_file() for r in rows)  # 2 prompts × 2 seeds × 2 settings
+    by_name = {s["name"]: s for s in data["settings"]}
+    assert board["headers"][:5] == ["rank", "setting", "params", "images", "CLIP mean"]
+    assert [r[0] for r in board["data"]] == [1, 2] and sorted(by_name) == ["a", "b"]
+    for rank, name, params, images, mean, lo, hi in board["data"]:
+        s = by_name[name]
+        assert [images, mean, lo, hi] == [s["n_images"], round(s["mean"]["clip"], 3),
+                                          *(round(x, 3) for x in s["ci95"]["clip"])]
+        assert images == 4 and params == (f"model={shown(str(tiny_sd_dir))}, steps={1 if name == 'a' else 2}, "
+                                          "guidance=0.0, scheduler=default, negative=, width=64, height=64")
+        assert mean == pytest.approx(np.mean([r["scores"]["clip"] for r in rows if r["setting"] == name]), abs=5e-4)
+    means = [r[4] for r in board["data"]]
+    assert means == sorted(means, reverse=True)
+    (p,) = data["pairwise"]
+    assert pairs["data"] == [["a", "b", "CLIP", 4, round(p["win_rate_a"], 3), round(p["mean_diff"], 3),
+                              round(p["ci95"][0], 3), round(p["ci95"][1], 3), round(p["p_value"], 4), p["test"]]]
+    assert f"**{board['data'][0][1]}" in summary and "2 prompts × 2 seeds × 2 settings" in summary
+    assert ("**a and b tie on CLIP**" in summary) == (p["ci95"][0] <= 0 <= p["ci95"][1])
+    for shown_file, written in ((scores, "scores.png"), (categories, "categories.png")):
+        assert Image.open(shown_file).size == Image.open(run / written).size
+
+
+def test_every_input_by_position(bench_client, tmp_path):
+    summary, board, pairs, *_, archive = bench_client.predict("a green star", "x: steps=1, guidance=0.5", "(typed)", 1,
+                                                              "auto", api_name="/bench")
+    assert [r[:4] for r in board["data"]] == [[1, "x", board["data"][0][2], 1]] and pairs["data"] == []
+    assert "guidance=0.5" in board["data"][0][2] and "**x leads** on CLIP" in summary
+    rows = (unzip(archive, tmp_path / "run") / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(r)["seed"] for r in rows] == [0]
+
+
+def test_a_run_over_the_page_limits_points_to_the_cli(bench_client):
+    from gradio_client.exceptions import AppError
+
+    many = "\n".join(f"a circle number {i}" for i in range(21))
+    with pytest.raises(AppError, match=r"21 prompts × 1 seeds × 2 settings.*python -m clipdemo bench prompts\.txt "
+                                       r"--setting 'one: steps=1' --setting 'two: steps=2' --seeds 1.*accelerate launch"):
+        bench_client.predict(many, SETTINGS, "(typed)", 1, api_name="/bench")
+    with pytest.raises(AppError, match=r"100 prompts × 1 seeds × 2 settings.*python -m clipdemo bench bilingual"):
+        bench_client.predict("", SETTINGS, "bilingual", 1, api_name="/bench")  # a bundled set beyond the limit
+
+
+def test_bad_settings_get_the_cores_message(bench_client, tiny_sd_dir):
+    from gradio_client.exceptions import AppError
+
+    from clipdemo.ui.formatting import shown
+
+    with pytest.raises(AppError, match="Setting 'a steps=1': write it as 'NAME: key=value, ...'"):
+        bench_client.predict(PROMPTS, "a steps=1", api_name="/bench")
+    with pytest.raises(AppError, match="Setting 'a': unknown key 'stpes'"):
+        bench_client.predict(PROMPTS, "a: stpes=1", api_name="/bench")
+    with pytest.raises(AppError, match=rf"model '/etc' is not one of this server's models: {re.escape(shown(str(tiny_sd_dir)))}\.$"):
+        bench_client.predict(PROMPTS, "a: model=/etc", api_name="/bench")  # no server path in the message

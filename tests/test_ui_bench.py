@@ -99,6 +99,10 @@ def test_bad_settings_get_the_cores_message(bench_client, tiny_sd_dir):
 
     with pytest.raises(AppError, match="Setting 'a steps=1': write it as 'NAME: key=value, ...'"):
         bench_client.predict(PROMPTS, "a steps=1", api_name="/bench")
+    with pytest.raises(AppError, match="Type one prompt per line, or choose a bundled prompt set"):
+        bench_client.predict(" ", SETTINGS, api_name="/bench")
+    with pytest.raises(AppError, match="Type at least one setting"):
+        bench_client.predict(PROMPTS, "  \n", api_name="/bench")
     with pytest.raises(AppError, match="Setting 'a': unknown key 'stpes'"):
         bench_client.predict(PROMPTS, "a: stpes=1", api_name="/bench")
     with pytest.raises(AppError, match=rf"model '/etc' is not one of this server's models: {re.escape(shown(str(tiny_sd_dir)))}\.$"):

@@ -37,9 +37,15 @@ def settings_placeholder(defaults) -> str:
             f"c: steps={defaults.steps}, scheduler=euler, negative=blurry, low quality")
 
 
+def lines_of(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
 def page_settings(studio, text: str | None) -> list[BenchSetting]:
     """The settings typed on the page; a model is named as the page shows it and passed on as configured."""
-    settings = parse_settings([line for line in (text or "").splitlines() if line.strip()])
+    if not lines_of(text):  # the core's message speaks of --setting flags
+        raise InputError("Type at least one setting, one 'NAME: key=value, ...' per line, e.g. 'a: steps=1'.")
+    settings = parse_settings(lines_of(text))
     models = {shown(m): m for m in studio.generation_models()}
     for s in settings:
         if s.sd_model is not None and s.sd_model not in models:  # the core's message would list server paths
@@ -71,12 +77,11 @@ def bench(studio, prompts: str | None, settings: str | None, prompt_set: str | N
           seeds: int = DEFAULT_SEEDS, scorer: str = "auto", progress=gr.Progress()):
     """Generate every prompt × seed under each setting, score each image, and summarise with 95% CIs."""
     chosen = prompt_set if prompt_set and prompt_set != TYPED else None
-    spec = chosen or [line.strip() for line in (prompts or "").splitlines() if line.strip()]
+    spec = chosen or lines_of(prompts)
     if not spec:
         raise InputError("Type one prompt per line, or choose a bundled prompt set.")
     prompt_list, bench_settings, seeds = load_prompts(spec), page_settings(studio, settings), int(seeds)
-    typed = [line.strip() for line in (settings or "").splitlines() if line.strip()]
-    check_size(len(prompt_list), seeds, typed, chosen or "prompts.txt")
+    check_size(len(prompt_list), seeds, lines_of(settings), chosen or "prompts.txt")
     out = new_run_folder()
     progress((0, len(prompt_list) * seeds * len(bench_settings)), desc="Generating and scoring", unit="images")
     run = studio.bench(spec, bench_settings, seeds, out, scorer=scorer,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from clipdemo.bench.sources import a1111_prompt, comfyui_prompt, comfyui_seed, describe, find_images, prompt_of
+from clipdemo.bench.sources import Found, a1111_prompt, comfyui_prompt, comfyui_seed, describe, find_images, prompt_of
 from clipdemo.errors import InputError
 from clipdemo.provenance import save_png
 from tests.clip_reference import clip_score, reference_cosine
@@ -84,7 +84,8 @@ def made(tmp_path_factory):
     save_with_text(b / "a1111_3.png", 8, parameters=a1111_parameters(RED, 5, negative=None))
     save_with_text(b / "named.png", 9)
     csv = root / "prompts.csv"
-    csv.write_text(f"file,prompt\nlisted/plain.png,{RED}\noverride.png,{BLUE}\nnamed.png,{BLUE}\n", encoding="utf-8")
+    csv.write_text(f"file,prompt\nlisted/plain.png,{RED}\noverride.png,{BLUE}\nnamed.png,{BLUE}\ngone.png,{BLUE}\n",
+                   encoding="utf-8")
     return root
 
 
@@ -120,11 +121,15 @@ def test_each_image_gets_its_prompt_source_and_seed(made):
         prompt_of(made / "tool_a" / "listed" / "plain.png", None)
 
 
-def test_a1111_prompt_is_the_text_before_the_negative_prompt_or_the_steps_line():
+def test_a1111_prompt_is_the_text_before_the_negative_prompt_or_the_steps_line(tmp_path):
     assert a1111_prompt("masterpiece, a cat,\nsitting\nNegative prompt: dog\nSteps: 20, Seed: 1") == (
         "masterpiece, a cat,\nsitting")
     assert a1111_prompt("a cat\nSteps: 20, Sampler: Euler, Seed: 1") == "a cat"
     assert a1111_prompt("Negative prompt: dog\nSteps: 20") is None and a1111_prompt('{"prompt": "x"}') is None
+    exif = Image.Exif()  # A1111 saves JPEG and WebP parameters as an EXIF UserComment, UTF-16 under "UNICODE"
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + a1111_parameters("a cat in a hat", 12).encode("utf-16-be")
+    picture(0).save(tmp_path / "a1111.jpg", exif=exif)
+    assert describe(find_images([str(tmp_path / "a1111.jpg")])[0]) == Found("a cat in a hat", "a1111", 12)
 
 
 def test_comfyui_prompt_follows_links_through_pass_through_and_primitive_nodes():
@@ -186,6 +191,7 @@ def test_scores_match_transformers_and_ranks_follow_them(studio, made, models, t
     mean_a = np.mean([r.scores["clip"] for r in run.rows if r.setting == "tool_a"])
     assert by_name["tool_a"]["mean"]["clip"] == pytest.approx(mean_a)  # no image lost to a shared (prompt, seed)
     assert (tmp_path / "out" / "report.md").exists()
+    assert "prompts.csv: 1 row(s) match no image: gone.png." in run.notices
 
 
 # -- bad input --------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from ..provenance import KEY, read_metadata
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_IMAGES = 20_000  # a folder walk stops here: scoring more in one run is a mistake, not a workload
-SOURCES = ("prompts-file", "clipdemo", "a1111", "comfyui")
 _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286  # where A1111 puts its parameters in a JPEG or WebP
 
 
@@ -34,7 +33,7 @@ class ImageInput:
 @dataclass(frozen=True)
 class Found:
     prompt: str
-    source: str  # one of SOURCES
+    source: str  # prompts-file, clipdemo, a1111 or comfyui
     seed: int | None = None
 
 
@@ -134,7 +133,7 @@ def describe(image: ImageInput, table: PromptsTable | None = None) -> Found | No
     if prompt := a1111_prompt(text.get("parameters", "")):
         return Found(prompt, "a1111", a1111_seed(text["parameters"]))
     graph = _json(text.get("prompt", ""))
-    if graph and (prompt := comfyui_prompt(graph)):
+    if isinstance(graph, dict) and (prompt := comfyui_prompt(graph)):
         return Found(prompt, "comfyui", comfyui_seed(graph))
     return None
 
@@ -147,7 +146,7 @@ def _seed_from(text: dict[str, str]) -> int | None:
     if "parameters" in text and (seed := a1111_seed(text["parameters"])) is not None:
         return seed
     graph = _json(text.get("prompt", ""))
-    return comfyui_seed(graph) if graph else None
+    return comfyui_seed(graph) if isinstance(graph, dict) else None
 
 
 def _text_chunks(path: str) -> dict[str, str]:
@@ -295,7 +294,7 @@ def _is_node(node: Any) -> bool:
 
 def _json(text: str) -> Any:
     try:
-        return json.loads(text) if text.strip() else None
+        return json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         return None
 

@@ -85,8 +85,9 @@ def test_a_run_over_the_page_limits_points_to_the_cli(bench_client):
     from gradio_client.exceptions import AppError
 
     many = "\n".join(f"a circle number {i}" for i in range(21))
-    with pytest.raises(AppError, match=r"21 prompts × 1 seeds × 2 settings.*python -m clipdemo bench prompts\.txt "
-                                       r"--setting 'one: steps=1' --setting 'two: steps=2' --seeds 1.*accelerate launch"):
+    cli = (r"21 prompts × 1 seeds × 2 settings.*python -m clipdemo bench prompts\.txt --setting 'one: steps=1' "
+           r"--setting 'two: steps=2' --seeds 1.*accelerate launch")
+    with pytest.raises(AppError, match=cli):
         bench_client.predict(many, SETTINGS, "(typed)", 1, api_name="/bench")
     with pytest.raises(AppError, match=r"100 prompts × 1 seeds × 2 settings.*python -m clipdemo bench bilingual"):
         bench_client.predict("", SETTINGS, "bilingual", 1, api_name="/bench")  # a bundled set beyond the limit
@@ -105,5 +106,6 @@ def test_bad_settings_get_the_cores_message(bench_client, tiny_sd_dir):
         bench_client.predict(PROMPTS, "  \n", api_name="/bench")
     with pytest.raises(AppError, match="Setting 'a': unknown key 'stpes'"):
         bench_client.predict(PROMPTS, "a: stpes=1", api_name="/bench")
-    with pytest.raises(AppError, match=rf"model '/etc' is not one of this server's models: {re.escape(shown(str(tiny_sd_dir)))}\.$"):
+    listed = re.escape(shown(str(tiny_sd_dir)))
+    with pytest.raises(AppError, match=rf"model '/etc' is not one of this server's models: {listed}\.$"):
         bench_client.predict(PROMPTS, "a: model=/etc", api_name="/bench")  # no server path in the message

@@ -1,4 +1,4 @@
-"""The Benchmark tab: prompts × seeds × settings, scored and summarised with CIs; runs too big to wait for go to the CLI."""
+"""The Benchmark tab: prompts × seeds × settings, scored and summarised with CIs; bigger runs go to the CLI."""
 
 from __future__ import annotations
 

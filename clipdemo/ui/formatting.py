@@ -235,7 +235,8 @@ def bench_summary(summary) -> str:
             if p.metric == metric and p.tie and best.name in (p.a, p.b)]
     mean = f"mean {best.mean[metric]:.2f} {_ci(best.ci95.get(metric))}"
     lead = (f"**{best.name}** has the highest {label(metric)} ({mean}), but ties with {', '.join(tied)} within "
-            "the 95% CI: no setting is shown to lead." if tied else f"**{best.name} leads** on {label(metric)}: {mean}.")
+            "the 95% CI: no setting is shown to lead." if tied
+            else f"**{best.name} leads** on {label(metric)}: {mean}.")
     lines = [head, "", lead, ""]
     for p in summary.pairwise:
         if p.win_rate_a is None:

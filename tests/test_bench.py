@@ -241,15 +241,16 @@ def snapshot(out: Path) -> dict[str, bytes]:
 def test_a_rerun_writes_nothing_new_and_a_cut_run_resumes(first_run, bench_studio):
     out, run = first_run
     prompts = str(out.parent / "prompts.csv")
-    before = snapshot(out)
-    again = bench_studio.bench(prompts, SETTINGS, seeds=2, out=out, seed_base=5)
-    assert snapshot(out) == before and again.rows == run.rows
+    before, made = snapshot(out), []
+    again = bench_studio.bench(prompts, SETTINGS, seeds=2, out=out, seed_base=5, progress=lambda *a: made.append(a))
+    assert snapshot(out) == before and again.rows == run.rows and made == []
     # Killed mid-line on the last row, its PNG gone: only that image is made again.
     data = (out / "results.jsonl").read_bytes()
     last = data.rstrip(b"\n").rfind(b"\n") + 1
     (out / "results.jsonl").write_bytes(data[: last + 25])
     (out / run.rows[-1].file).unlink()
-    resumed = bench_studio.bench(prompts, SETTINGS, seeds=2, out=out, seed_base=5)
+    resumed = bench_studio.bench(prompts, SETTINGS, seeds=2, out=out, seed_base=5, progress=lambda *a: made.append(a))
+    assert made == [(1, 1)] and (out / run.rows[-1].file).exists()
     assert [r.key for r in resumed.rows] == [r.key for r in run.rows]
     assert resumed.rows[-1].scores["clip"] == pytest.approx(run.rows[-1].scores["clip"], abs=1e-4)
     assert (out / "results.jsonl").read_bytes().count(b"\n") == 8

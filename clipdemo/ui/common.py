@@ -62,18 +62,35 @@ def session_of(request: gr.Request | None) -> str | None:
 
 
 class StopFlags:
-    """One threading.Event per browser session: Stop sets it, the diffusion callback checks it."""
+    """One threading.Event per browser session: Stop sets it, the diffusion callback checks it.
+
+    The page's Generate click calls `submit` before its run is queued, so a Stop pressed while the run
+    still waits in the queue cancels it when it starts; a run with no submit (an API call) starts unstopped.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flags: dict[str | None, threading.Event] = {}
+        self._submitted: set[str | None] = set()
 
-    def arm(self, session: str | None):
+    def _flag(self, session: str | None) -> threading.Event:
+        if len(self._flags) > 10_000:  # bounded: forget old sessions
+            self._flags.clear()
+            self._submitted.clear()
+        return self._flags.setdefault(session, threading.Event())
+
+    def submit(self, session: str | None) -> None:
         with self._lock:
-            if len(self._flags) > 10_000:  # bounded: forget old sessions
-                self._flags.clear()
-            flag = self._flags.setdefault(session, threading.Event())
-            flag.clear()
+            self._flag(session).clear()
+            self._submitted.add(session)
+
+    def arm(self, session: str | None) -> threading.Event:
+        with self._lock:
+            flag = self._flag(session)
+            if session in self._submitted:
+                self._submitted.discard(session)  # a Stop since the click still counts
+            else:
+                flag.clear()
             return flag
 
     def stop(self, session: str | None) -> None:

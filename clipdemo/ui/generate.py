@@ -55,6 +55,12 @@ def generate(
     return gallery, ranking_table(result), describe_run(result), archive, run
 
 
+def show_stop(stop_flags: StopFlags, request: gr.Request = None):
+    """On the click, before the run is queued: from now on Stop cancels this page's run, even while it waits."""
+    stop_flags.submit(session_of(request))
+    return gr.Button(visible=True)
+
+
 def stop(stop_flags: StopFlags, request: gr.Request = None):
     """Stop this page's running generation; its worker is freed at the next denoising step."""
     stop_flags.stop(session_of(request))
@@ -99,7 +105,7 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
                                        label="Ranking", interactive=False, elem_id="ranking-table")
                 download = gr.File(label="Download all (PNGs with their parameters + manifest.json)")
         last_run = gr.State(None)
-        gen_event = go.click(lambda: gr.Button(visible=True), None, stop_button, queue=False,
+        gen_event = go.click(bind(show_stop, stop_flags), None, stop_button, queue=False,
                              api_visibility="private")
         gen_event = gen_event.then(user_errors(on_gpu(bind(generate, studio, stop_flags))),
                                    [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice,

@@ -237,10 +237,12 @@ def test_accelerate_two_processes_equal_one(tiny_clip_dir, tmp_path):
                             text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr
     accelerate = Path(sys.executable).with_name("accelerate")
-    double = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # --multi_gpu with Accelerator(cpu=True): two real processes on the CPU (--cpu alone launches one)
+    double = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                              "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
                             capture_output=True, text=True, env=env, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
+    assert "2 processes shared the 16 images" in double.stderr, double.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "eval.json").read_text())
     two = json.loads((tmp_path / "two" / "eval.json").read_text())
     assert one == two and one["n_images"] == 15 and one["skipped_images"] == ["cat/broken.png"]

@@ -181,11 +181,7 @@ def cmd_eval(args, studio: Studio) -> int:
     from ..datasets import load_image_set
     from ..evaluation import write_report
 
-    accelerator = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by `accelerate launch`
-        from accelerate import Accelerator
-
-        accelerator = Accelerator()
+    accelerator = launched_accelerator(studio)
     main_process = accelerator is None or accelerator.is_main_process
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     image_set = load_image_set(args.path, classes, args.limit)
@@ -200,6 +196,8 @@ def cmd_eval(args, studio: Studio) -> int:
     print_notices(result.notices)
     if not main_process:
         return 0
+    if accelerator is not None:
+        print(f"{accelerator.num_processes} processes shared the {len(image_set)} images.", file=sys.stderr)
     paths = write_report(result, args.out, Path(args.path).name)
     data = result.as_json()
     if args.json:
@@ -211,6 +209,16 @@ def cmd_eval(args, studio: Studio) -> int:
             print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']})")
         print(f"wrote {paths['json']}, {paths['markdown']}, {paths['confusion']}")
     return 0
+
+
+def launched_accelerator(studio: Studio):
+    """The Accelerator of a run started by `accelerate launch` or torchrun (WORLD_SIZE > 1), else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import Accelerator
+
+    # cpu: without it a CPU-only launch gives each process a world of one, and every process all the work
+    return Accelerator(cpu=studio.device.type == "cpu")
 
 
 def cmd_serve(args, studio: Studio) -> int:

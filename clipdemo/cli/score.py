@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from ..options import OPTIONS
@@ -38,14 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_score(args: argparse.Namespace, studio) -> int:
     from tqdm import tqdm
 
-    from .main import print_notices
+    from .main import launched_accelerator, print_notices
 
-    accelerator = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by `accelerate launch`
-        from accelerate import Accelerator
-
-        # cpu: without it a CPU-only launch would give each process a world of one, and every process all images
-        accelerator = Accelerator(cpu=studio.device.type == "cpu")
+    accelerator = launched_accelerator(studio)
     main_process = accelerator is None or accelerator.is_main_process
     bar = tqdm(unit="img", desc="scoring", disable=not main_process or None, file=sys.stderr)
 

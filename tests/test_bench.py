@@ -293,6 +293,10 @@ def test_cli_bad_prompts_file_exits_2_with_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "p.jsonl, line 1: not JSON" in err
 
 
+# accelerate 1.x's `--cpu` alone runs ONE process; --multi_gpu on a machine without GPUs runs N CPU processes (gloo).
+TWO_PROCESSES = ["--multi_gpu", "--num_processes", "2"]
+
+
 def test_accelerate_two_processes_equal_one(tiny_sd_dir, tiny_clip_dir, tmp_path):
     (tmp_path / "p.txt").write_text("a red circle\na blue square\na green star\n")
     common = ["-m", "clipdemo", "bench", str(tmp_path / "p.txt"), "--seeds", "2", "--setting", SETTINGS[0],
@@ -302,7 +306,7 @@ def test_accelerate_two_processes_equal_one(tiny_sd_dir, tiny_clip_dir, tmp_path
                             text=True, env=cli_env(), timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     accelerate = Path(sys.executable).with_name("accelerate")
-    double = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    double = subprocess.run([str(accelerate), "launch", *TWO_PROCESSES, "--num_machines", "1",
                              "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
                             capture_output=True, text=True, env=cli_env(), timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]

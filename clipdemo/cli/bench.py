@@ -41,9 +41,11 @@ def cmd_bench(args: argparse.Namespace, studio) -> int:
     studio.settings = with_model_paths(studio.settings, settings)  # a model folder on the command line may run
     accelerator = None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by `accelerate launch`
+        import torch
         from accelerate import Accelerator
 
-        accelerator = Accelerator()
+        # Without cpu=True a GPU-less machine would not join the process group: each process would do it all.
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())
     main_process = accelerator is None or accelerator.is_main_process
     bar = tqdm(unit="img", desc="bench", disable=not main_process or None, file=sys.stderr)
 

@@ -70,6 +70,8 @@ def test_tables_are_the_runs_summary_and_rows(bench_client, tmp_path, tiny_sd_di
     assert ("**a and b tie on CLIP**" in summary) == (p["ci95"][0] <= 0 <= p["ci95"][1])
     for shown_file, written in ((scores, "scores.png"), (categories, "categories.png")):
         assert Image.open(shown_file).size == Image.open(run / written).size
+    for text_file in ("summary.json", "bench.json", "report.md", "results.jsonl"):  # no server path leaves the server
+        assert str(tiny_sd_dir) not in (run / text_file).read_text(encoding="utf-8"), text_file
 
 
 def test_every_input_by_position(bench_client, tmp_path):

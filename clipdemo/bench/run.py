@@ -61,7 +61,7 @@ def run_bench(studio: Studio, prompts: str | Path | Sequence[str], settings: Seq
     out = Path(out)
     rank, world = (0, 1) if accelerator is None else (accelerator.process_index, accelerator.num_processes)
     # 2. Record each setting's full parameters; a folder holding other parameters under a name is refused.
-    params = {s.name: s.resolved(studio.settings) for s in bench}
+    params = {s.name: s.recorded(studio.settings) for s in bench}
     record_settings(out / RECORD, params, write=rank == 0)
     # 3. The work in a stable order; this process takes every world-th item and skips those already done.
     items = [WorkItem(s, p, seed_base + k) for s in bench for p in prompt_list for k in range(seeds)]

@@ -13,6 +13,7 @@ from ..config import Settings
 from ..errors import InputError
 from ..generation import GenerationRequest
 from ..generation.pipeline import SCHEDULERS, generation_models
+from ..loading import display_name
 
 KEYS = ("model", "steps", "guidance", "scheduler", "negative", "width", "height")
 NAME = re.compile(r"[\w-][\w.-]{0,63}")  # it names a folder of PNGs: no slashes, no leading dot
@@ -30,6 +31,11 @@ class BenchSetting:
         full = {"model": settings.sd_model, "steps": d.steps, "guidance": d.guidance, "scheduler": "default",
                 "negative": "", "width": d.width, "height": d.height}
         return {**full, **self.params}
+
+    def recorded(self, settings: Settings) -> dict[str, Any]:
+        """What the run's files record: `resolved` with the model by name, never a server path."""
+        params = self.resolved(settings)
+        return {**params, "model": display_name(params["model"])}
 
     def request(self, settings: Settings, prompt: str, seed: int) -> GenerationRequest:
         p = self.resolved(settings)

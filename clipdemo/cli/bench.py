@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 
@@ -35,17 +34,11 @@ def cmd_bench(args: argparse.Namespace, studio) -> int:
     from tqdm import tqdm
 
     from ..bench.settings import parse_settings, with_model_paths
-    from .main import print_notices
+    from .main import launched_accelerator, print_notices
 
     settings = parse_settings(args.setting)  # bad input fails before any model loads
     studio.settings = with_model_paths(studio.settings, settings)  # a model folder on the command line may run
-    accelerator = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by `accelerate launch`
-        import torch
-        from accelerate import Accelerator
-
-        # Without cpu=True a GPU-less machine would not join the process group: each process would do it all.
-        accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = launched_accelerator(studio)
     main_process = accelerator is None or accelerator.is_main_process
     bar = tqdm(unit="img", desc="bench", disable=not main_process or None, file=sys.stderr)
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from clipdemo.bench.sources import Found, a1111_prompt, comfyui_prompt, comfyui_seed, describe, find_images, prompt_of
+from clipdemo.bench.metadata import a1111_prompt, comfyui_prompt, comfyui_seed
+from clipdemo.bench.sources import Found, describe, find_images, prompt_of
 from clipdemo.errors import InputError
 from clipdemo.provenance import save_png
 from tests.clip_reference import clip_score, reference_cosine

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,20 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, studio) -> int:
-    from tqdm import tqdm
-
     from ..bench.settings import parse_settings, with_model_paths
-    from .main import launched_accelerator, print_notices
+    from .main import launched_work, print_notices
 
     settings = parse_settings(args.setting)  # bad input fails before any model loads
     studio.settings = with_model_paths(studio.settings, settings)  # a model folder on the command line may run
-    accelerator = launched_accelerator(studio)
-    main_process = accelerator is None or accelerator.is_main_process
-    bar = tqdm(unit="img", desc="bench", disable=not main_process or None, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    accelerator, main_process, bar, progress = launched_work(studio, "bench")
 
     try:
         run = studio.bench(args.prompts, settings, args.seeds, args.out, args.seed_base, progress, accelerator,

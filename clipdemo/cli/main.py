@@ -176,20 +176,12 @@ def cmd_similarity(args, studio: Studio) -> int:
 
 
 def cmd_eval(args, studio: Studio) -> int:
-    from tqdm import tqdm
-
     from ..datasets import load_image_set
     from ..evaluation import write_report
 
-    accelerator = launched_accelerator(studio)
-    main_process = accelerator is None or accelerator.is_main_process
+    accelerator, main_process, bar, progress = launched_work(studio, "evaluating")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     image_set = load_image_set(args.path, classes, args.limit)
-    bar = tqdm(total=len(image_set), unit="img", desc="evaluating", disable=not main_process or None, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(done - bar.n)
-
     result = studio.evaluate(image_set, args.templates, args.batch_size, args.workers, progress, accelerator,
                              scorer=args.scorer)
     bar.close()
@@ -219,6 +211,21 @@ def launched_accelerator(studio: Studio):
 
     # cpu: without it a CPU-only launch gives each process a world of one, and every process all the work
     return Accelerator(cpu=studio.device.type == "cpu")
+
+
+def launched_work(studio: Studio, desc: str):
+    """(accelerator or None, whether this is the main process, a tqdm bar on stderr, a progress callback)."""
+    from tqdm import tqdm
+
+    accelerator = launched_accelerator(studio)
+    main_process = accelerator is None or accelerator.is_main_process
+    bar = tqdm(unit="img", desc=desc, disable=not main_process or None, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return accelerator, main_process, bar, progress
 
 
 def cmd_serve(args, studio: Studio) -> int:

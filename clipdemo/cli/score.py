@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..options import OPTIONS
 
@@ -35,17 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_score(args: argparse.Namespace, studio) -> int:
-    from tqdm import tqdm
+    from .main import launched_work, print_notices
 
-    from .main import launched_accelerator, print_notices
-
-    accelerator = launched_accelerator(studio)
-    main_process = accelerator is None or accelerator.is_main_process
-    bar = tqdm(unit="img", desc="scoring", disable=not main_process or None, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    accelerator, main_process, bar, progress = launched_work(studio, "scoring")
 
     try:
         run = studio.score_images(args.paths, prompts_file=args.prompts, out=args.out, accelerator=accelerator,

@@ -50,7 +50,7 @@ def test_on_gpu_wraps_the_gpu_handlers_with_spaces_gpu(studio, monkeypatch):
     from tests.servers import launch_local
 
     demo = build_app(studio)
-    assert sorted(wrapped) == ["compare", "generate"]  # the handlers that use the GPU, and only those
+    assert sorted(wrapped) == ["bench", "compare", "generate"]  # the handlers that use the GPU, and only those
     demo.queue(max_size=4)
     try:
         gallery, *_ = Client(launch_local(demo), verbose=False).predict("a red circle", "", 2, 1, 0, 64, 64, "1",

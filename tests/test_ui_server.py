@@ -262,6 +262,7 @@ REQUIRED_INPUTS = {
     "/generate": ["prompt"],
     "/stop": [],
     "/compare": ["prompt"],
+    "/bench": ["prompts"],
     "/classify": ["images", "labels"],
     "/similarity": ["images", "texts"],
     "/moderate": ["images"],

@@ -330,3 +330,11 @@ def approx_equal(x, y) -> bool:
     if isinstance(x, float):
         return abs(x - y) <= 1e-4 * max(1.0, abs(x))
     return x == y
+
+
+def test_notices_that_differ_only_in_their_numbers_are_told_once_with_a_count(bench_studio, tmp_path):
+    """A long prompt's "N tokens long" notice per image would bury the run's output; it is told once."""
+    long = ["a " + "very " * (90 + k) + "red circle" for k in range(3)]
+    run = bench_studio.bench(long, ["a: steps=1, width=64, height=64"], seeds=1, out=tmp_path / "long")
+    told = [n for n in run.notices if "tokens long" in n]
+    assert len(told) == 1 and told[0].endswith("(and 2 more like it)"), run.notices

@@ -9,6 +9,7 @@ the main process merges them in work order, so the files equal a one-process run
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,14 +70,17 @@ def run_bench(studio: Studio, prompts: str | Path | Sequence[str], settings: Seq
     todo = [item for item in items[rank::world] if item.key not in done]
     own = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
     # 4. Generate, score and append one row per image.
-    notices = list(studio.notices)
+    seen: dict[str, list[str]] = {}  # notices by their wording with the numbers taken out
     with quiet_denoising():
         for number, item in enumerate(todo, start=1):
             row, more = generate_one(studio, item, out, scorer)
             append_row(own, row)
-            notices += [n for n in more if n not in notices]
+            for notice in more:
+                seen.setdefault(re.sub(r"\d+(\.\d+)?", "#", notice), []).append(notice)
             if progress is not None:
                 progress(number, len(todo))
+    notices = list(studio.notices) + [group[0] + (f" (and {len(group) - 1} more like it)" if len(group) > 1 else "")
+                                      for group in seen.values()]
     # 5. Merge every process's rows in work order (main process), then summarise this run's rows.
     if accelerator is not None:
         accelerator.wait_for_everyone()

@@ -1,0 +1,58 @@
+"""`python -m clipdemo eval PATH`: zero-shot top-1/top-5 of a labelled image folder, zip, CSV or CIFAR archive.
+
+Parsing and printing only; the work is Studio.evaluate. Imports of cli.main happen inside the
+functions: main imports this module to register the subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from .main import add_option_flags
+
+    e = sub.add_parser("eval", help="zero-shot evaluation of a labelled image folder, zip, CSV or CIFAR archive")
+    e.add_argument("path", help="class folders (+labels.json/labels.txt), a zip of them, a path,label CSV, "
+                                "or a CIFAR-10/100 python archive folder")
+    e.add_argument("--classes", help="comma-separated subset of classes to evaluate on (label ablation)")
+    e.add_argument("--templates", default="single",
+                   help="single (in the labels' language), cifar (18), imagenet (80), zh, a FILE, or one template")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--limit", type=int, default=None, help="evaluate at most this many images (a fixed sample)")
+    e.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
+    e.add_argument("--out", default="eval-report", help="folder for eval.json, report.md and confusion.png")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_option_flags(e)
+
+
+def cmd_eval(args: argparse.Namespace, studio) -> int:
+    from ..datasets import load_image_set
+    from ..evaluation import write_report
+    from .main import launched_work, print_notices
+
+    accelerator, main_process, bar, progress = launched_work(studio, "evaluating")
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    image_set = load_image_set(args.path, classes, args.limit)
+    result = studio.evaluate(image_set, args.templates, args.batch_size, args.workers, progress, accelerator,
+                             scorer=args.scorer)
+    bar.close()
+    print_notices(result.notices)
+    if not main_process:
+        return 0
+    if accelerator is not None:
+        print(f"{accelerator.num_processes} processes shared the {len(image_set)} images.", file=sys.stderr)
+    paths = write_report(result, args.out, Path(args.path).name)
+    data = result.as_json()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print(f"logits {data['logits_shape']}  top-1 {result.top1:.2%}  top-5 {result.top5:.2%}  "
+              f"({data['n_images']} images, {data['n_classes']} classes, templates {result.templates})")
+        for pair in result.most_confused(5):
+            print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']})")
+        print(f"wrote {paths['json']}, {paths['markdown']}, {paths['confusion']}")
+    return 0

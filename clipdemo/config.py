@@ -74,6 +74,7 @@ class Preset:
     safety_model: str = _default("safety_model")  # or "concepts": a CLIP zero-shot concept check
     moderation_concepts: tuple[str, ...] = _default("moderation_concepts")  # empty: the built-in list
     moderation_neutral: tuple[str, ...] = ()
+    phrases: str = _default("phrases")
 
 
 DEMO_MODERATION_CONCEPT = "purple star"
@@ -98,6 +99,7 @@ PRESETS: dict[str, Preset] = {
         moderation_neutral=tuple(f"{c} {s}" for c in ("red", "green", "blue", "yellow", "purple", "orange")
                                  for s in ("circle", "square", "triangle", "star", "cross")
                                  if f"{c} {s}" != DEMO_MODERATION_CONCEPT),
+        phrases="shapes",  # the demo CLIP knows the shapes world's words only
     ),
 }
 
@@ -128,6 +130,7 @@ class Settings:
     fast_conv: bool = _default("fast_conv")
     fast_attention: bool = _default("fast_attention")
     compare_models: tuple[str, ...] = _default("compare_models")
+    phrases: str = _default("phrases")
     dtype: str = _default("dtype")
     device: str = _default("device")
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)

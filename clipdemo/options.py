@@ -41,7 +41,7 @@ class Option:
     choices: tuple[str, ...] = ()
     kind: str = "text"  # text | model | choice | float | bool | list
     model: str = ""  # for kind "model": what it is, as error messages name it
-    scope: str = "all"  # all | generation (commands that generate) | serve
+    scope: str = "all"  # all | generation (commands that generate) | describe | serve
     preset: bool = False  # a preset may set it (config.PRESETS)
     flag_name: str = ""  # when the flag differs from --name (e.g. --no-fast-conv)
 
@@ -123,6 +123,10 @@ OPTIONS: tuple[Option, ...] = (
            kind="bool", scope="generation", flag_name="--no-fast-attention"),
     Option("compare_models", "extra text-to-image models the Compare tab may pick (comma-separated in the "
            "variable)", default=(), kind="list", scope="serve"),
+    Option("phrases", "phrase bank that describes images: builtin (objects, colours, styles, media, lighting in "
+           "English and Chinese), shapes (the demo world's words), a JSON bank, or a text file with one "
+           "phrase per line", default="builtin",
+           scope="describe", preset=True),
     Option("dtype", "weights dtype; auto: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32",
            default="auto", choices=DTYPES, kind="choice"),
     Option("device", "cuda, mps or cpu; auto picks the first available", default="auto"),
@@ -131,8 +135,8 @@ BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def in_scope(option: Option, scope: str) -> bool:
-    """Whether a command of this scope (all, generation, serve) takes the option's flag."""
-    return option.scope == "all" or option.scope == scope or (scope == "serve" and option.scope == "generation")
+    """Whether a command of this scope (all, generation, describe, serve) takes the option's flag."""
+    return option.scope in ("all", scope) or (scope == "serve" and option.scope in ("generation", "describe"))
 
 
 def markdown_table() -> str:

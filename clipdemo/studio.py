@@ -161,6 +161,33 @@ class Studio:
 
         return score_images(self, list(paths), prompts_file, out, accelerator, progress, scorer, skip_unprompted)
 
+    def index(self, folder, out, rebuild: bool = False, batch_size: int = 32, num_workers: int = 0, progress=None,
+              accelerator=None, scorer: str = "auto", files=None, follow_symlinks: bool = True):
+        """Embed a folder's images into an index at `out`, only the new or changed ones (see retrieval.index)."""
+        from .retrieval import build_index
+        from .retrieval.search import query_scorer
+
+        clip, _ = query_scorer(self.models, None, None, scorer)  # images have no language: the English CLIP
+        return build_index(clip, folder, out, files=files, rebuild=rebuild, follow_symlinks=follow_symlinks,
+                             batch_size=batch_size, num_workers=num_workers, progress=progress,
+                             accelerator=accelerator)
+
+    def search(self, target, text: str | None = None, image=None, k: int = 10, scorer: str = "auto", progress=None,
+               **where):
+        """The k images of an index or folder closest to a text or an image (see retrieval.search)."""
+        from .retrieval import search
+
+        return search(self.models, target, text, image, k, scorer, progress, **where)
+
+    def describe(self, images: Sequence[Image.Image], phrases: str | None = None, language: str = "en", k: int = 5,
+                 names: Sequence[str] | None = None, scorer: str = "auto"):
+        """Each image's best phrases from a bank (default: --phrases), and a prompt line from them (see describe)."""
+        from .describe import DescribeResult, describe, load_bank
+
+        bank = load_bank(phrases or self.settings.phrases, language)  # before any model loads: a bad file fails fast
+        clip, notices = self.scorer_for([p for _, p in bank.phrases], scorer)
+        return DescribeResult(clip.name, bank.name, bank.language, describe(clip, images, bank, k, names), notices)
+
     def bench(self, prompts: str | Sequence[str], settings: Sequence[str], seeds: int = 4, out="bench",
               seed_base: int = 0, progress=None, accelerator=None, scorer: str = "auto"):
         """One image per (setting, prompt, seed), scored and summarised with CIs; resumes a run in `out`."""

@@ -22,6 +22,7 @@ from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
 from .score import add_parser as add_score_parser, cmd_score
 from .bench import add_parser as add_bench_parser, cmd_bench
 from .eval import add_parser as add_eval_parser, cmd_eval
+from . import retrieval
 
 EXIT_USAGE = 2
 
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flags(v, "serve")
     add_score_parser(sub)
     add_bench_parser(sub)
+    retrieval.add_parsers(sub)
     return parser
 
 
@@ -200,6 +202,7 @@ COMMANDS = {"generate": cmd_generate, "classify": cmd_classify, "similarity": cm
             "serve": cmd_serve}
 COMMANDS["score"] = cmd_score
 COMMANDS["bench"] = cmd_bench
+COMMANDS.update(retrieval.COMMANDS)
 
 
 class _NoTorchvisionAdvice(logging.Filter):

@@ -2,14 +2,16 @@
 
 The classifier is built once (one text embedding per class, template-ensembled), then images stream
 through a DataLoader in batches. Under `accelerate launch` the batches are split across processes
-and the logits gathered, so the metrics equal the single-process run.
+and the logits gathered, so the metrics equal the single-process run. Probe labels (attributes such
+as "man, woman") are scored in the same pass from the same image embeddings; clipdemo.ablation turns
+the logits into ablation series and per-class probe tables.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +25,9 @@ from .images import load_image
 from .scoring import ClipScorer
 from .text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE, check_template, has_cjk
 from .zeroshot import label_embeddings
+
+if TYPE_CHECKING:
+    from .ablation import AblationSeries, ProbeTable
 
 TEMPLATE_SETS = ("single", "cifar", "imagenet", "zh")
 
@@ -88,6 +93,11 @@ class EvalResult:
     skipped: list[str] = field(default_factory=list)  # images that could not be read, left out of every figure
     # Each row's position in the ImageSet (rows skip the unreadable images, so the two can differ).
     source_indices: list[int] = field(default_factory=list)
+    probe_labels: list[str] = field(default_factory=list)
+    probe_logits: np.ndarray | None = None  # (n_images, n_probe_labels), rows as in `logits`
+    probe_scorer: str | None = None
+    probes: ProbeTable | None = None  # set by Studio.evaluate when probe labels were given
+    ablations: AblationSeries | None = None  # set by Studio.evaluate(ablate=True)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -95,13 +105,11 @@ class EvalResult:
 
     @property
     def top1(self) -> float:
-        return float((self.predictions == self.targets).mean())
+        return top1_accuracy(self.logits, self.targets)
 
     @property
     def top5(self) -> float:
-        k = min(5, self.logits.shape[1])
-        top = np.argsort(-self.logits, axis=1)[:, :k]
-        return float((top == self.targets[:, None]).any(axis=1).mean())
+        return top5_accuracy(self.logits, self.targets)
 
     @property
     def confusion(self) -> np.ndarray:
@@ -133,7 +141,7 @@ class EvalResult:
         return [int(i) for i in np.flatnonzero(self.predictions != self.targets)[:limit]]
 
     def as_json(self) -> dict:
-        return {
+        data = {
             "clip_model": self.clip_model,
             "scorer": self.clip_model,
             "n_images": int(len(self.targets)),
@@ -147,24 +155,33 @@ class EvalResult:
             "most_confused": self.most_confused(),
             "skipped_images": self.skipped,
         }
+        if self.ablations is not None:
+            data["ablations"] = self.ablations.as_json()
+        if self.probes is not None:
+            data["probes"] = self.probes.as_json()
+        return data
 
 
-def evaluate(
-    scorer: ClipScorer,
-    image_set: ImageSet,
-    templates: list[str],
-    templates_name: str = "single",
-    batch_size: int = 64,
-    num_workers: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    accelerator: Any = None,
-) -> EvalResult:
-    """Classify every image against every class label. With `accelerator`, each process takes a share."""
-    if len(image_set) == 0:
-        raise InputError("There are no images to evaluate.")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1 (got {batch_size}).")
-    classifier = label_embeddings(scorer, image_set.labels, templates)  # once, before any image
+def top1_accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose largest logit is the target's."""
+    return float((logits.argmax(axis=1) == targets).mean())
+
+
+def top5_accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose target is among the 5 largest logits (all of them when there are fewer classes)."""
+    k = min(5, logits.shape[1])
+    top = np.argsort(-logits, axis=1)[:, :k]
+    return float((top == targets[:, None]).any(axis=1).mean())
+
+
+def _score_images(scorer: ClipScorer, image_set: ImageSet, heads: list[torch.Tensor], batch_size: int,
+                  num_workers: int, progress: Callable[[int, int], None] | None, accelerator: Any
+                  ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Embed every image once and score it against each head (normalised text embeddings, one row a label).
+
+    Returns the logits of each head, the targets, the ImageSet indices and which images were readable,
+    one row per image, sorted by index whatever the process split.
+    """
     loader = DataLoader(_Images(image_set, scorer.processor), batch_size=batch_size, num_workers=num_workers,
                         shuffle=False)
     if accelerator is not None:
@@ -176,38 +193,91 @@ def evaluate(
             features = scorer.model.get_image_features(pixel_values=pixels.to(scorer.device, scorer.dtype))
             features = features if isinstance(features, torch.Tensor) else features.pooler_output
             features = features.float().cpu()
-            logits = scale * (features / features.norm(dim=-1, keepdim=True)) @ classifier.T
-            batch = (logits, targets.cpu(), indices.cpu(), readable.cpu())
+            features = features / features.norm(dim=-1, keepdim=True)
+            batch = (*(scale * features @ head.T for head in heads), targets.cpu(), indices.cpu(), readable.cpu())
             if accelerator is not None:
                 batch = accelerator.gather_for_metrics(batch)
             chunks.append(batch)
             seen += len(batch[0])
             if progress is not None:
                 progress(min(seen, len(image_set)), len(image_set))
-    logits, targets, indices, readable = (torch.cat([c[k] for c in chunks]).cpu() for k in range(4))
-    order = indices.argsort()  # back to dataset order whatever the process split
-    logits, targets, indices, readable = logits[order], targets[order], indices[order], readable[order]
+    columns = [torch.cat([c[k] for c in chunks]).cpu() for k in range(len(heads) + 3)]
+    order = columns[-2].argsort()  # back to dataset order whatever the process split
+    columns = [column[order] for column in columns]
+    *logits, targets, indices, readable = columns
+    return logits, targets, indices, readable
+
+
+def evaluate(
+    scorer: ClipScorer,
+    image_set: ImageSet,
+    templates: list[str],
+    templates_name: str = "single",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    accelerator: Any = None,
+    probe_labels: Sequence[str] | None = None,
+    probe_scorer: ClipScorer | None = None,
+) -> EvalResult:
+    """Classify every image against every class label. With `accelerator`, each process takes a share.
+
+    probe_labels: also classify each image against these (same templates). They are scored in the same
+    pass unless `probe_scorer` is another model (Chinese probes for English classes), which needs its own.
+    """
+    if len(image_set) == 0:
+        raise InputError("There are no images to evaluate.")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1 (got {batch_size}).")
+    probe_labels = list(probe_labels or [])
+    probe_scorer = probe_scorer or scorer
+    heads = [label_embeddings(scorer, image_set.labels, templates)]  # once, before any image
+    same_pass = bool(probe_labels) and probe_scorer is scorer
+    if same_pass:
+        heads.append(label_embeddings(scorer, probe_labels, templates))
+    passes = 2 if probe_labels and not same_pass else 1
+    first_progress = _share_of(progress, 0, passes)
+    logits, targets, indices, readable = _score_images(scorer, image_set, heads, batch_size, num_workers,
+                                                       first_progress, accelerator)
+    probe_logits = logits[1] if same_pass else None
+    if probe_labels and not same_pass:
+        probe_head = [label_embeddings(probe_scorer, probe_labels, templates)]
+        (probe_logits,), _, _, probe_readable = _score_images(probe_scorer, image_set, probe_head, batch_size,
+                                                              num_workers, _share_of(progress, 1, passes), accelerator)
+        readable = readable & probe_readable  # rows line up: both passes are sorted by ImageSet index
     name_of = (lambda i: image_set.names[i]) if image_set.names else (lambda i: f"image {i + 1}")
     skipped = [name_of(i) for i in indices[~readable].tolist()]
     if not readable.any():
         raise InputError(f"None of the {len(image_set)} images could be read (the first: {skipped[0]}).")
+    kept = indices[readable].tolist()
     result = EvalResult(
         clip_model=scorer.name,
         templates=templates_name,
         n_templates=len(templates),
         class_names=image_set.class_names,
         labels=image_set.labels,
-        logits=logits[readable].numpy(),
+        logits=logits[0][readable].numpy(),
         targets=targets[readable].numpy(),
-        image_names=[image_set.names[i] for i in indices[readable].tolist()] if image_set.names else [],
+        image_names=[image_set.names[i] for i in kept] if image_set.names else [],
         skipped=skipped,
-        source_indices=indices[readable].tolist(),
+        source_indices=kept,
+        probe_labels=probe_labels,
+        probe_logits=probe_logits[readable].numpy() if probe_labels else None,
+        probe_scorer=probe_scorer.name if probe_labels else None,
     )
     if skipped:
         shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         result.notices.append(f"Skipped {len(skipped)} image(s) that could not be read (corrupt, not an image, or "
                               f"too large), left out of every figure: {shown}.")
     return result
+
+
+def _share_of(progress: Callable[[int, int], None] | None, done_passes: int, passes: int
+              ) -> Callable[[int, int], None] | None:
+    """Progress of one pass over the images reported as a share of all passes, so the bar never runs back."""
+    if progress is None or passes == 1:
+        return progress
+    return lambda done, total: progress(done_passes * total + done, passes * total)
 
 
 def markdown_report(result: EvalResult, source: str) -> str:
@@ -232,6 +302,10 @@ def markdown_report(result: EvalResult, source: str) -> str:
     if confused:
         lines += ["", "## Most confused pairs", "", "| true | predicted | count |", "|---|---|---|"]
         lines += [f"| {p['true']} | {p['predicted']} | {p['count']} |" for p in confused]
+    if result.probes is not None:
+        lines += ["", *result.probes.markdown()]
+    if result.ablations is not None:
+        lines += ["", *result.ablations.markdown()]
     lines += ["", "![confusion matrix](confusion.png)", ""]
     return "\n".join(lines)
 

@@ -146,12 +146,37 @@ class Studio:
         return result
 
     def evaluate(self, image_set: ImageSet, templates: str = "single", batch_size: int = 64, num_workers: int = 0,
-                 progress=None, accelerator=None, scorer: str = "auto") -> EvalResult:
-        """Zero-shot top-1/top-5 of a labelled image set against its class labels."""
+                 progress=None, accelerator=None, scorer: str = "auto", probe: str | Sequence[str] | None = None,
+                 ablate: bool = False) -> EvalResult:
+        """Zero-shot top-1/top-5 of a labelled image set against its class labels.
+
+        probe: other labels (commas or new lines, like classify's) every image is also classified against,
+        tabulated per class in result.probes. ablate: result.ablations holds full, each drop and each merge.
+        """
+        from .ablation import ablation_series, probe_table
+        from .text import has_cjk
+
+        probe_labels = parse_labels(probe) if probe else []  # bad probe labels fail before any model loads
         name, template_list = load_templates(templates, image_set.labels)
         clip, notices = self.scorer_for(image_set.labels + template_list, scorer)
-        result = evaluate(clip, image_set, template_list, name, batch_size, num_workers, progress, accelerator)
+        probe_clip = None
+        if probe_labels:
+            # the probes' own language picks their scorer, as in classify; the class results never change
+            probe_clip, probe_notices = self.scorer_for(probe_labels + template_list, scorer)
+            notices += [n for n in probe_notices if n not in notices]
+        result = evaluate(clip, image_set, template_list, name, batch_size, num_workers, progress, accelerator,
+                          probe_labels, probe_clip)
         result.notices = notices + result.notices
+        if probe_labels:
+            result.probes = probe_table(result)
+        if ablate:
+            result.ablations = ablation_series(result)
+            if len(result.class_names) < 3:
+                result.notices.append("With 2 classes every drop or merge leaves 1 class: the ablations hold "
+                                      "the full run only.")
+            if len({has_cjk(label) for label in image_set.labels}) == 2:
+                result.notices.append("The labels mix Chinese and other text: the ablations reuse this run's "
+                                      "scorer and templates, which a separate run of an edited set may not choose.")
         return result
 
     def score_images(self, paths: Sequence[str], prompts_file: str | None = None, out=None, accelerator=None,

@@ -26,20 +26,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default 2)")
     e.add_argument("--out", default="eval-report", help="folder for eval.json, report.md and confusion.png")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--drop", action="append", metavar="CLASS",
+                   help="leave out this class and its images (folder name or label; repeat it)")
+    e.add_argument("--merge", action="append", metavar="A=B",
+                   help="count class A's images as class B, A's label gone (repeat it); applied after --drop")
+    e.add_argument("--sample", action="append", metavar="CLASS=N",
+                   help="keep at most N images of this class, chosen with a fixed seed (repeat it); after --merge")
+    e.add_argument("--ablate", action="store_true",
+                   help="also report the full set, each single drop and each merge into every other class, "
+                        "from the same logits (on the set as --drop/--merge/--sample left it)")
+    e.add_argument("--probe", metavar="LABELS",
+                   help='attribute labels to classify each image against too, e.g. "man, woman": a per-class '
+                        "table of the top probe label's share and the mean probe probability")
     add_option_flags(e)
 
 
 def cmd_eval(args: argparse.Namespace, studio) -> int:
-    from ..datasets import load_image_set
+    from ..datasets import ClassEdits, load_image_set
     from ..evaluation import write_report
     from .main import launched_work, print_notices
 
+    edits = ClassEdits.parse(args.drop, args.merge, args.sample)  # a malformed A=B fails before any work
     accelerator, main_process, bar, progress = launched_work(studio, "evaluating")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    image_set = load_image_set(args.path, classes, args.limit)
-    result = studio.evaluate(image_set, args.templates, args.batch_size, args.workers, progress, accelerator,
-                             scorer=args.scorer)
-    bar.close()
+    try:
+        image_set = load_image_set(args.path, classes, args.limit, edits=edits)
+        result = studio.evaluate(image_set, args.templates, args.batch_size, args.workers, progress, accelerator,
+                                 scorer=args.scorer, probe=args.probe, ablate=args.ablate)
+    finally:
+        bar.close()
     print_notices(result.notices)
     if not main_process:
         return 0
@@ -54,5 +69,12 @@ def cmd_eval(args: argparse.Namespace, studio) -> int:
               f"({data['n_images']} images, {data['n_classes']} classes, templates {result.templates})")
         for pair in result.most_confused(5):
             print(f"  confused: {pair['true']} -> {pair['predicted']} ({pair['count']})")
+        if result.probes is not None:
+            print(f"\nprobes (share of each class's images whose top probe label is each, mean probability), "
+                  f"scored by {result.probes.scorer}:")
+            print(result.probes.text())
+        if result.ablations is not None:
+            print("\nablations:")
+            print(result.ablations.text())
         print(f"wrote {paths['json']}, {paths['markdown']}, {paths['confusion']}")
     return 0

@@ -231,8 +231,9 @@ def test_accelerate_two_processes_equal_one(tiny_clip_dir, tmp_path):
     root = write_folder(tmp_path / "data", per_class=5)
     (root / "cat" / "broken.png").write_bytes(b"not a png")  # skipped in both runs, whichever process reads it
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    # --probe and --ablate: the probe logits are gathered with the class logits, the series read off them
     common = ["-m", "clipdemo", "eval", str(root), "--json", "--workers", "0", "--batch-size", "4",
-              "--clip-model", str(tiny_clip_dir), "--dtype", "fp32"]
+              "--clip-model", str(tiny_clip_dir), "--dtype", "fp32", "--probe", "furry, feathered", "--ablate"]
     single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True,
                             text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr
@@ -246,4 +247,5 @@ def test_accelerate_two_processes_equal_one(tiny_clip_dir, tmp_path):
     one = json.loads((tmp_path / "one" / "eval.json").read_text())
     two = json.loads((tmp_path / "two" / "eval.json").read_text())
     assert one == two and one["n_images"] == 15 and one["skipped_images"] == ["cat/broken.png"]
+    assert len(one["ablations"]) == 1 + 3 + 3 * 2 and [c["n_images"] for c in one["probes"]["classes"]] == [5, 5, 5]
     assert "Skipped 1 image(s) that could not be read" in single.stderr and "Traceback" not in single.stderr

@@ -23,6 +23,7 @@ class Run:
     best_score: float | None
     score_key: str
     time: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))
+    files: tuple[str, ...] = ()  # the run's image files on the server, which the Search tab can search
 
     def row(self) -> list:
         return [self.number, self.time, self.kind, self.prompt, self.model, self.steps, self.guidance,
@@ -35,12 +36,14 @@ HEADERS = ["#", "time", "kind", "prompt", "model", "steps", "guidance", "schedul
            "best score", "score"]
 
 
-def run_from_result(number: int, kind: str, result, scheduler: str = "default", model_label: str | None = None) -> Run:
+def run_from_result(number: int, kind: str, result, scheduler: str = "default", model_label: str | None = None,
+                    files: list[str] | None = None) -> Run:
     key = result.rank_by
     values = [item.scores[key] for item in result.images if key in item.scores]
     req = result.request
     return Run(number, kind, req.prompt, model_label or result.sd_model, req.steps, req.guidance, scheduler, req.seed,
-               req.n, sum(values) / len(values) if values else None, max(values) if values else None, key)
+               req.n, sum(values) / len(values) if values else None, max(values) if values else None, key,
+               files=tuple(files or ()))
 
 
 def append(history: list[dict], run: Run) -> list[dict]:

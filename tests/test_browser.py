@@ -279,3 +279,52 @@ def test_similarity_tab_matches_an_independent_clip(page, tmp_path):
     # The demo preset scores in bfloat16 on the CPU, the reference in float32: close, not equal.
     np.testing.assert_allclose(shown, expected, atol=0.02)
     np.testing.assert_allclose([float(row[3]) for row in rows], clip_score(expected).ravel(), atol=2)
+
+
+def test_search_tab_finds_uploaded_and_generated_images_and_describes(page, tmp_path):
+    import zipfile
+
+    from demo_world import world
+
+    rng = np.random.default_rng(11)
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for colour, shape in world.CLASSES:
+            image, _ = world.render(colour, shape, rng)
+            image.save(tmp_path / f"{colour}_{shape}.png")
+            zf.write(tmp_path / f"{colour}_{shape}.png", f"all/{colour}_{shape}.png")
+    first_cell = "document.querySelector('#search-table [data-testid=\"cell-0-1\"]')?.innerText || ''"
+
+    with step(page, "6-search"):
+        open_tab(page, "Search")
+        page.locator("#search-zip input[type=file]").set_input_files(str(archive))
+        page.locator("#search-zip td.filename[aria-label='shapes.zip']").wait_for(state="visible", timeout=LONG)
+        page.locator("#search-text textarea").fill("a red circle")
+        page.locator("#search-button").click()
+        page.wait_for_function(f"() => ({first_cell}).includes('red_circle')", timeout=LONG)
+        assert page.locator("#search-gallery .grid-wrap img").count() == 12
+        assert "of 30 images" in page.locator("#search-summary").inner_text()
+
+    with step(page, "7-search-generated"):
+        # The Compare step generated 2 x 4 images of "a blue square" on this page (and Generate 4 more,
+        # unless the History step cleared them).
+        page.get_by_label("generated on this page").check()
+        page.locator("#search-text textarea").fill("a blue square")
+        page.locator("#search-button").click()
+        page.wait_for_function(
+            "() => /of (8|12) images/.test(document.querySelector('#search-summary')?.innerText || '')",
+            timeout=LONG)
+        searched = int(re.search(r"of (\d+) images", page.locator("#search-summary").inner_text()).group(1))
+        assert page.locator("#search-gallery .grid-wrap img").count() == min(searched, 12)
+
+    with step(page, "8-describe"):
+        page.locator("#describe-image input[type=file]").set_input_files(str(tmp_path / "yellow_triangle.png"))
+        page.locator("#describe-button").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#describe-prompt textarea')?.value || '').includes('yellow triangle')",
+            timeout=LONG)
+        prompt = page.locator("#describe-prompt textarea").input_value()
+        page.locator("#describe-send").click()
+        generate_prompt = page.locator("#generate-prompt textarea")
+        generate_prompt.wait_for(state="visible", timeout=MEDIUM)  # the Generate tab is shown again
+        assert generate_prompt.input_value() == prompt

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gradio_client.exceptions import AppError
+
 from clipdemo.config import GenerationDefaults
 from clipdemo.loading import display_name
 from tests.clip_reference import clip_score, reference_cosine, softmax_probs
@@ -233,6 +235,70 @@ def test_evaluate_endpoint_refuses_bad_label_lines(client, tmp_path):
         client.predict(handle_file(str(archive)), "bird: 鸟", "single", "", api_name="/evaluate")
 
 
+def write_shapes_zip(folder: Path) -> tuple[Path, list[Path]]:
+    """Rendered shapes in nested folders of a zip, and the files as written."""
+    from demo_world.world import render
+
+    rng = np.random.default_rng(4)
+    archive, paths = folder / "shapes.zip", []
+    with zipfile.ZipFile(archive, "w") as zf:
+        for colour, shape in [("red", "circle"), ("blue", "square"), ("green", "star"), ("red", "star")]:
+            for i in range(2):
+                paths.append(folder / f"{colour}_{shape}_{i}.png")
+                render(colour, shape, rng)[0].save(paths[-1])
+                zf.write(paths[-1], f"shapes/{colour}/{paths[-1].name}")
+    return archive, paths
+
+
+def test_search_endpoint_matches_an_independent_clip(client, tiny_clip_dir, tmp_path):
+    from gradio_client import handle_file
+
+    archive, paths = write_shapes_zip(tmp_path)
+    gallery, table, summary = client.predict(handle_file(str(archive)), "a red circle", k=5, api_name="/search")
+    cosine, _ = reference_cosine(tiny_clip_dir, paths, ["a red circle"])
+    expected = np.argsort(-cosine[:, 0])[:5]
+    assert [row[1].rsplit("/", 1)[1] for row in table["data"]] == [paths[i].name for i in expected]
+    np.testing.assert_allclose([row[2] for row in table["data"]], cosine[expected, 0], atol=1e-4)
+    assert len(gallery) == 5 and gallery[0]["caption"].endswith(table["data"][0][1])
+    assert "of 8 images" in summary and "a red circle" in summary
+    # The same zip again (it is indexed once) with an image query: the image itself comes first.
+    _, table, summary = client.predict(handle_file(str(archive)), "", handle_file(str(paths[5])), k=3,
+                                       api_name="/search")
+    assert table["data"][0][1] == f"shapes/green/{paths[5].name}" and "the query image" in summary
+
+
+def test_search_endpoint_bad_input_is_a_message(client, tmp_path):
+    from gradio_client import handle_file
+
+    archive, _ = write_shapes_zip(tmp_path)
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    for args, message in [((handle_file(str(archive)), "  "), "Type a text or give an image"),
+                          ((None, "a cat"), "Upload a zip of images"),
+                          ((handle_file(str(tmp_path / "broken.zip")), "a cat"), "not a readable zip")]:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/search")
+    with pytest.raises(AppError, match="Nothing was generated on this page yet"):
+        client.predict(None, "a cat", source="generated on this page", api_name="/search")
+    with pytest.raises(AppError, match="Give an image to describe"):
+        client.predict(None, api_name="/describe")
+
+
+def test_describe_endpoint_matches_an_independent_clip(client, tiny_clip_dir, tmp_path):
+    from gradio_client import handle_file
+
+    _, paths = write_shapes_zip(tmp_path)
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("a red circle\na blue square\na dog\nwatercolor\n", encoding="utf-8")
+    table, prompt, summary = client.predict(handle_file(str(paths[0])), "en", 3, handle_file(str(phrases)),
+                                            api_name="/describe")
+    cosine, _ = reference_cosine(tiny_clip_dir, [paths[0]], phrases.read_text().split("\n")[:4])
+    order = np.argsort(-cosine[0])[:3]
+    texts = phrases.read_text().split("\n")
+    assert [row[1] for row in table["data"]] == [texts[i] for i in order]
+    np.testing.assert_allclose([row[3] for row in table["data"]], cosine[0, order], atol=1e-4)
+    assert prompt.startswith(texts[order[0]]) and "**phrases.txt** bank" in summary
+
+
 def test_compare_endpoint_same_settings_tie_on_every_seed(client, tiny_sd_dir):
     model = display_name(str(tiny_sd_dir))
     side = [model, 2, 1.0, "default", ""]
@@ -267,6 +333,8 @@ REQUIRED_INPUTS = {
     "/similarity": ["images", "texts"],
     "/moderate": ["images"],
     "/evaluate": ["archive"],
+    "/search": ["archive", "text"],
+    "/describe": ["image"],
 }
 
 
@@ -330,6 +398,12 @@ def test_every_endpoint_runs_with_its_required_inputs_only(small_client, image_f
     gallery_a, gallery_b, summary, per_seed, plot = client.predict("a red circle", api_name="/compare")
     assert len(gallery_a) == len(gallery_b) == len(per_seed["data"]) == GenerationDefaults().n
     assert "seeds won" in summary
+
+    gallery, table, summary = client.predict(handle_file(str(write_class_zip(tmp_path))), "a cat", api_name="/search")
+    assert len(gallery) == len(table["data"]) == 6 and "of 6 images" in summary
+
+    table, prompt, summary = client.predict(handle_file(image_file), api_name="/describe")
+    assert len(table["data"]) == 8 and prompt and "**builtin** bank" in summary
 
     assert client.predict(api_name="/stop") == "Stopping…"
 

@@ -2,7 +2,7 @@
 
 Every handler turns InputError / ModelLoadError into gr.Error, so the page shows a message and the
 server keeps running. Endpoints are named so `gradio_client` can call them (/generate, /classify,
-/similarity). Each tab's layout, events and handlers live in its own module.
+/similarity, /search, /describe, ...). Each tab's layout, events and handlers live in its own module.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .formatting import banner, scorer_info
 from .generate import build_generate
 from .history import build_history
 from .moderate import build_moderate
+from .search import build_search
 from .similarity import build_similarity
 from .zeroshot import build_zeroshot
 
@@ -36,14 +37,16 @@ def build_app(studio: Studio) -> gr.Blocks:
                     elem_id="model-banner")
         scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
                                  info=scorer_info(s.zh_clip_model, s.clip_model))
-        generated = build_generate(studio, scorer_choice)
-        compared = build_compare(studio, scorer_choice)
-        build_bench(studio, scorer_choice)
-        build_history(history, generated, compared)
-        build_zeroshot(studio, scorer_choice)
-        build_similarity(studio, scorer_choice)
-        build_moderate(studio)
-        build_evaluate(studio, scorer_choice)
+        with gr.Tabs() as tabs:
+            gen_event, last_run, gen_prompt = build_generate(studio, scorer_choice)
+            compared = build_compare(studio, scorer_choice)
+            build_bench(studio, scorer_choice)
+            build_history(history, (gen_event, last_run), compared)
+            build_search(studio, scorer_choice, history, gen_prompt, tabs)
+            build_zeroshot(studio, scorer_choice)
+            build_similarity(studio, scorer_choice)
+            build_moderate(studio)
+            build_evaluate(studio, scorer_choice)
     return demo
 
 

@@ -34,8 +34,8 @@ def compare(studio, prompt: str, seed: str, num_candidates: int, width: int, hei
     figure = score_distributions(result.scores(result.a), result.scores(result.b),
                                  (setting_title("A", model_a, a), setting_title("B", model_b, b)),
                                  score_name(result.key))
-    runs = [run_from_result(0, "compare A", result.a, a.scheduler, model_a),
-            run_from_result(0, "compare B", result.b, b.scheduler, model_b)]
+    runs = [run_from_result(0, "compare A", result.a, a.scheduler, model_a, [p for p, _ in gallery_a]),
+            run_from_result(0, "compare B", result.b, b.scheduler, model_b, [p for p, _ in gallery_b])]
     return gallery_a, gallery_b, compare_summary(result), compare_rows(result), figure, runs
 
 

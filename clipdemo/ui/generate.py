@@ -51,7 +51,7 @@ def generate(
         raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
     show_notices(result.notices)
     gallery, archive = write_run_files(result)
-    run = run_from_result(0, "generate", result, model_label=shown(result.sd_model))
+    run = run_from_result(0, "generate", result, model_label=shown(result.sd_model), files=[p for p, _ in gallery])
     return gallery, ranking_table(result), describe_run(result), archive, run
 
 
@@ -72,14 +72,16 @@ def pickscore_info(on_cpu: bool) -> str:
             + ("about a fifth more time on this CPU" if on_cpu else "cheap on a GPU") + ", loads on first use)")
 
 
-def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency, gr.State]:
-    """The tab's layout and events; returns the generate event and the state holding its run for History."""
+def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency, gr.State, gr.Textbox]:
+    """The tab's layout and events; returns the generate event, the state holding its run for History, and
+    the prompt box (the Search tab's description can be sent to it)."""
     s, d = studio.settings, studio.settings.defaults
     stop_flags = StopFlags()
-    with gr.Tab("Generate & rank"):
+    with gr.Tab("Generate & rank", id="generate"):
         with gr.Row():
             with gr.Column(scale=2):
-                prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2)
+                prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2,
+                                    elem_id="generate-prompt")
                 negative = gr.Textbox(value="", label="Negative prompt", placeholder="blurry, low quality")
                 with gr.Row():
                     n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Candidates")
@@ -116,4 +118,4 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
         # The page runs .then only after a success: a stopped or refused run must hide Stop too.
         gen_event.failure(lambda: gr.Button(visible=False), None, stop_button, queue=False, api_visibility="private")
         stop_button.click(bind(stop, stop_flags), None, info, api_name="stop", concurrency_limit=None, queue=False)
-    return gen_event, last_run
+    return gen_event, last_run, prompt

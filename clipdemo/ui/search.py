@@ -1,0 +1,154 @@
+"""The Search tab: find images by text or by image in an uploaded zip or in this page's generations,
+and describe an image in words, with a button that sends the description to Generate."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from ..describe import LANGUAGES
+from ..errors import InputError
+from ..images import load_image
+from ..loading import display_name
+from .common import bind, prune, session_of, show_notices, user_errors
+from .evaluate import MAX_EVAL_BYTES, MAX_EVAL_FILES
+
+SOURCES = ("uploaded zip", "generated on this page")
+KEEP_SEARCHES = 40  # extracted zips and their indexes, and one index per page
+DEFAULT_K = 12
+
+
+def _work_dir() -> Path:
+    folder = Path(tempfile.gettempdir()) / "clipdemo-search"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _zip_folder(archive: str) -> Path:
+    """The zip's images, extracted once per content (a second search of the same zip reuses them and its index)."""
+    from ..datasets import IMAGE_SUFFIXES, safe_extract_zip
+
+    digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()[:16]
+    work = _work_dir() / f"zip-{digest}"
+    if not (work / "images").is_dir():
+        prune(_work_dir(), KEEP_SEARCHES)
+        staging = Path(tempfile.mkdtemp(prefix=f".zip-{digest}-", dir=_work_dir()))
+        images = safe_extract_zip(archive, staging / "images", max_files=MAX_EVAL_FILES, max_bytes=MAX_EVAL_BYTES)
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in images.rglob("*")):
+            raise InputError(f"The zip holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
+        try:
+            os.replace(staging, work)  # atomic: a concurrent search of the same zip sees all of it or none
+        except OSError:
+            pass  # another request finished first; its copy is the same
+    os.utime(work)  # recently used: prune keeps it
+    return work
+
+
+def generated_files(history: list[dict] | None) -> list[str]:
+    """The images this page generated (Generate and Compare runs), oldest first, those still on disk."""
+    files = [f for run in history or [] for f in run.get("files") or []]
+    return [f for f in dict.fromkeys(files) if Path(f).is_file()]
+
+
+def search(studio, archive: str | None, text: str, image: str | None = None, source: str = SOURCES[0],
+           k: int = DEFAULT_K, scorer: str = "auto", history: list[dict] | None = None, request: gr.Request = None,
+           progress=gr.Progress()):
+    """The images closest to a text or an image, from an uploaded zip or from this page's generations."""
+    if source not in SOURCES:
+        raise InputError(f"Choose where to search: {' or '.join(SOURCES)}.")
+    if not (text or "").strip() and not image:
+        raise InputError("Type a text or give an image to search with.")
+    query = {"text": text} if (text or "").strip() else {"image": image}
+    embed = lambda done, total: progress((done, total), desc="Embedding images", unit="images")  # noqa: E731
+    if source == SOURCES[1]:
+        files = generated_files(history)
+        prune(_work_dir(), KEEP_SEARCHES)
+        if not files:
+            raise InputError("Nothing was generated on this page yet: generate some images first, or upload a zip.")
+        root = Path(tempfile.gettempdir()) / "clipdemo-runs"
+        page = hashlib.sha1(str(session_of(request)).encode()).hexdigest()[:12]
+        result = studio.search(root, k=int(k), scorer=scorer, progress=embed, files=files,
+                               cache=_work_dir() / f"page-{page}", **query)
+    else:
+        if not archive:
+            raise InputError("Upload a zip of images to search (or choose 'generated on this page').")
+        work = _zip_folder(archive)
+        result = studio.search(work / "images", k=int(k), scorer=scorer, progress=embed, follow_symlinks=False,
+                               cache=work / "index", **query)
+    show_notices(result.notices)
+    gallery = [(hit.path, f"{hit.score:.3f} · {hit.file}") for hit in result.hits]
+    rows = [[rank, hit.file, round(hit.score, 4)] for rank, hit in enumerate(result.hits, 1)]
+    asked = f"the text **{result.query}**" if result.kind == "text" else "the query image"
+    summary = (f"The {len(result.hits)} of {result.n_images} images closest to {asked} (cosine similarity, "
+               f"{display_name(result.scorer)}).") + "".join(f"\n\n⚠️ {n}" for n in result.notices)
+    return gallery, rows, summary
+
+
+def describe(studio, image: str | None, language: str = "en", k: int = 8, phrases: str | None = None,
+             scorer: str = "auto"):
+    """The phrases that fit an image best, and a prompt line composed from them."""
+    if not image:
+        raise InputError("Give an image to describe.")
+    if language not in LANGUAGES:
+        raise InputError(f"Choose a language: {', '.join(LANGUAGES)}.")
+    result = studio.describe([load_image(image)], phrases=phrases or None, language=language, k=int(k),
+                             names=[Path(image).name], scorer=scorer)
+    show_notices(result.notices)
+    d = result.images[0]
+    rows = [[rank, p.text, p.category, round(p.score, 4)] for rank, p in enumerate(d.phrases, 1)]
+    summary = (f"Phrases from the **{result.bank}** bank ({result.language}), scored by "
+               f"{display_name(result.scorer)}.") + "".join(f"\n\n⚠️ {n}" for n in result.notices)
+    return rows, d.prompt, summary
+
+
+def to_generate(prompt: str):
+    if not (prompt or "").strip():
+        raise InputError("Describe an image first: the prompt line is empty.")
+    return prompt, gr.Tabs(selected="generate")
+
+
+def build_search(studio, scorer_choice: gr.Radio, history: gr.State, gen_prompt: gr.Textbox, tabs: gr.Tabs) -> None:
+    with gr.Tab("Search"):
+        gr.Markdown("CLIP both ways: find the images that fit a text or look like an image, and find the words "
+                    "that fit an image.")
+        with gr.Row():
+            with gr.Column():
+                source = gr.Radio(list(SOURCES), value=SOURCES[0], label="Search in")
+                archive = gr.File(label="Zip of images (any folders inside)", file_types=[".zip"],
+                                  elem_id="search-zip")
+                text = gr.Textbox(label="Text query", placeholder="a red circle / 一只戴眼镜的狗",
+                                  elem_id="search-text")
+                image = gr.Image(label="…or an image query", type="filepath", sources=["upload"], height=160)
+                k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results")
+                go = gr.Button("Search", variant="primary", elem_id="search-button")
+            with gr.Column(scale=2):
+                summary = gr.Markdown(elem_id="search-summary")
+                gallery = gr.Gallery(label="Best first (cosine · file)", columns=6, height=360,
+                                     elem_id="search-gallery")
+                table = gr.Dataframe(headers=["rank", "file", "cosine"], interactive=False, elem_id="search-table")
+        go.click(user_errors(bind(search, studio)), [archive, text, image, source, k, scorer_choice, history],
+                 [gallery, table, summary], api_name="search", concurrency_limit=2)
+
+        gr.Markdown("### Describe an image")
+        with gr.Row():
+            with gr.Column():
+                to_describe = gr.Image(label="Image", type="filepath", sources=["upload"], height=200,
+                                       elem_id="describe-image")
+                language = gr.Radio(list(LANGUAGES), value="en", label="Language of the phrases")
+                n = gr.Slider(1, 30, value=8, step=1, label="Phrases")
+                phrases = gr.File(label="Your phrases (optional: one per line, or a JSON bank)",
+                                  file_types=[".txt", ".json"])
+                describe_button = gr.Button("Describe", variant="primary", elem_id="describe-button")
+            with gr.Column(scale=2):
+                info = gr.Markdown(elem_id="describe-summary")
+                ranked = gr.Dataframe(headers=["rank", "phrase", "kind", "cosine"], interactive=False,
+                                      elem_id="describe-table")
+                prompt = gr.Textbox(label="Described as a prompt", elem_id="describe-prompt")
+                send = gr.Button("Send to Generate", elem_id="describe-send")
+        describe_button.click(user_errors(bind(describe, studio)), [to_describe, language, n, phrases, scorer_choice],
+                              [ranked, prompt, info], api_name="describe", concurrency_limit=2)
+        send.click(user_errors(to_generate), prompt, [gen_prompt, tabs], api_visibility="private")

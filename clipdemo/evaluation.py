@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
 from .config import ASSETS_DIR
 from .datasets import ImageSet
 from .errors import InputError
-from .images import load_image
+from .embedding import embed_images
 from .scoring import ClipScorer
 from .text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE, check_template, has_cjk
 from .zeroshot import label_embeddings
@@ -52,31 +50,6 @@ def load_templates(choice: str, labels: list[str] | None = None) -> tuple[str, l
     if not templates:
         raise InputError(f"{path.name} holds no templates.")
     return (choice if choice in TEMPLATE_SETS else path.name), [check_template(t) for t in templates]
-
-
-class _Images(Dataset):
-    """Decodes and preprocesses images in DataLoader workers.
-
-    An unreadable image yields a blank stand-in flagged `readable=False` instead of raising: raised in a
-    worker, the error would reach the user wrapped in the worker's traceback, and one bad file would throw
-    away the rest of a long evaluation. `evaluate` drops the stand-ins and names the files.
-    """
-
-    def __init__(self, image_set: ImageSet, processor: Any) -> None:
-        self.image_set, self.processor = image_set, processor
-
-    def __len__(self) -> int:
-        return len(self.image_set)
-
-    def __getitem__(self, i: int):
-        source = self.image_set.sources[i]
-        readable = True
-        try:
-            image = load_image(source, name=self.image_set.names[i] if self.image_set.names else None)
-        except InputError:
-            image, readable = Image.new("RGB", (8, 8)), False
-        pixels = self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
-        return pixels, self.image_set.targets[i], i, readable
 
 
 @dataclass
@@ -176,36 +149,15 @@ def top5_accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
 
 def _score_images(scorer: ClipScorer, image_set: ImageSet, heads: list[torch.Tensor], batch_size: int,
                   num_workers: int, progress: Callable[[int, int], None] | None, accelerator: Any
-                  ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+                  ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Embed every image once and score it against each head (normalised text embeddings, one row a label).
 
-    Returns the logits of each head, the targets, the ImageSet indices and which images were readable,
-    one row per image, sorted by index whatever the process split.
+    Returns the logits of each head, one row per image in ImageSet order, and which images were readable.
     """
-    loader = DataLoader(_Images(image_set, scorer.processor), batch_size=batch_size, num_workers=num_workers,
-                        shuffle=False)
-    if accelerator is not None:
-        loader = accelerator.prepare_data_loader(loader)
-    scale = scorer.logit_scale
-    chunks, seen = [], 0
-    with torch.inference_mode():
-        for pixels, targets, indices, readable in loader:
-            features = scorer.model.get_image_features(pixel_values=pixels.to(scorer.device, scorer.dtype))
-            features = features if isinstance(features, torch.Tensor) else features.pooler_output
-            features = features.float().cpu()
-            features = features / features.norm(dim=-1, keepdim=True)
-            batch = (*(scale * features @ head.T for head in heads), targets.cpu(), indices.cpu(), readable.cpu())
-            if accelerator is not None:
-                batch = accelerator.gather_for_metrics(batch)
-            chunks.append(batch)
-            seen += len(batch[0])
-            if progress is not None:
-                progress(min(seen, len(image_set)), len(image_set))
-    columns = [torch.cat([c[k] for c in chunks]).cpu() for k in range(len(heads) + 3)]
-    order = columns[-2].argsort()  # back to dataset order whatever the process split
-    columns = [column[order] for column in columns]
-    *logits, targets, indices, readable = columns
-    return logits, targets, indices, readable
+    names = image_set.names or [f"image {i + 1}" for i in range(len(image_set))]
+    features, readable = embed_images(scorer, image_set.sources, names, batch_size, num_workers, progress,
+                                      accelerator)
+    return [scorer.logit_scale * features @ head.T for head in heads], readable
 
 
 def evaluate(
@@ -237,14 +189,14 @@ def evaluate(
         heads.append(label_embeddings(scorer, probe_labels, templates))
     passes = 2 if probe_labels and not same_pass else 1
     first_progress = _share_of(progress, 0, passes)
-    logits, targets, indices, readable = _score_images(scorer, image_set, heads, batch_size, num_workers,
-                                                       first_progress, accelerator)
+    logits, readable = _score_images(scorer, image_set, heads, batch_size, num_workers, first_progress, accelerator)
     probe_logits = logits[1] if same_pass else None
     if probe_labels and not same_pass:
         probe_head = [label_embeddings(probe_scorer, probe_labels, templates)]
-        (probe_logits,), _, _, probe_readable = _score_images(probe_scorer, image_set, probe_head, batch_size,
-                                                              num_workers, _share_of(progress, 1, passes), accelerator)
-        readable = readable & probe_readable  # rows line up: both passes are sorted by ImageSet index
+        (probe_logits,), probe_readable = _score_images(probe_scorer, image_set, probe_head, batch_size,
+                                                        num_workers, _share_of(progress, 1, passes), accelerator)
+        readable = readable & probe_readable  # rows line up: both passes are in ImageSet order
+    indices, targets = torch.arange(len(image_set)), torch.tensor(image_set.targets)
     name_of = (lambda i: image_set.names[i]) if image_set.names else (lambda i: f"image {i + 1}")
     skipped = [name_of(i) for i in indices[~readable].tolist()]
     if not readable.any():

@@ -219,6 +219,6 @@ def test_accelerate_two_processes_index_equals_one(tiny_clip_dir, tmp_path):
     assert double.returncode == 0, double.stderr[-3000:]
     assert "2 processes shared the 31 images" in double.stderr, double.stderr[-3000:]
     one, two = load_index(tmp_path / "one"), load_index(tmp_path / "two")
-    assert one.files == two.files and len(one) == 30
+    assert list(one.files) == list(two.files) and len(one) == 30
     torch.testing.assert_close(one.embeddings, two.embeddings, atol=1e-6, rtol=0)
     assert (tmp_path / "one" / "files.jsonl").read_text() == (tmp_path / "two" / "files.jsonl").read_text()

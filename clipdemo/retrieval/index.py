@@ -17,18 +17,19 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..datasets import _image_files
+from ..embedding import embed_images
 from ..errors import InputError
 from ..loading import display_name
 from ..scoring import ClipScorer
-from .embed import embed_image_files
 
 FORMAT = "clipdemo-index-1"
 FINGERPRINT_TEXT = "a photo of a dog"  # any fixed text: its embedding identifies the model's text space
@@ -43,12 +44,30 @@ class FileEntry:
     sha256: str
 
 
+class FileLines(Sequence):
+    """files.jsonl read lazily: a search needs only its k hits' entries, and parsing 10^6 lines takes seconds."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [FileEntry(**json.loads(line)) for line in self._lines[i]]
+        return FileEntry(**json.loads(self._lines[i]))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+
 @dataclass
 class ImageIndex:
     folder: str  # the indexed folder, absolute
     model: str  # the CLIP model that embedded the images, as named to the loader
     model_dtype: str  # the dtype it ran in
-    files: list[FileEntry]
+    files: Sequence[FileEntry]
     embeddings: torch.Tensor  # (n, dim) float32, rows L2-normalised, row i is files[i]
     fingerprint: torch.Tensor  # (dim,) the model's normalised embedding of FINGERPRINT_TEXT
 
@@ -98,8 +117,9 @@ def load_index(path: str | Path) -> ImageIndex:
     try:
         header = json.loads((path / "index.json").read_text(encoding="utf-8"))
         tensors = load_file(str(path / "embeddings.safetensors"))
-        lines = (path / "files.jsonl").read_text(encoding="utf-8").splitlines()
-        files = [FileEntry(**json.loads(line)) for line in lines if line.strip()]
+        files = FileLines([line for line in (path / "files.jsonl").read_text(encoding="utf-8").splitlines() if line])
+        if files:
+            files[0]  # a malformed file fails here, not in the middle of a search
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"'{path}' is not a readable clipdemo index ({type(exc).__name__}: {exc}). "
                          "Rebuild it with `python -m clipdemo index FOLDER --out INDEX --rebuild`.") from None
@@ -120,7 +140,7 @@ def save_index(index: ImageIndex, out: Path) -> None:
               "count": len(index), "folder": index.folder, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     staged = {
         "embeddings.safetensors": lambda p: save_file(
-            {"embeddings": index.embeddings.contiguous(), "fingerprint": index.fingerprint.contiguous()}, str(p),
+            {"embeddings": index.embeddings.contiguous(), "fingerprint": index.fingerprint.clone()}, str(p),
             metadata={"format": FORMAT, "model": index.model, "model_dtype": index.model_dtype}),
         "files.jsonl": lambda p: p.write_text("".join(json.dumps(asdict(f), ensure_ascii=False) + "\n"
                                                       for f in index.files), encoding="utf-8"),
@@ -179,15 +199,16 @@ def build_index(scorer: ClipScorer, folder: str | Path, out: str | Path, *, file
     if is_index(out) and not rebuild:
         old = load_index(out)
         check_same_model(old, scorer, what="this run")
-    by_name = {f.file: i for i, f in enumerate(old.files)} if old else {}
-    by_hash = {f.sha256: i for i, f in enumerate(old.files)} if old else {}
+    old_files = list(old.files) if old else []
+    by_name = {f.file: i for i, f in enumerate(old_files)}
+    by_hash = {f.sha256: i for i, f in enumerate(old_files)}
 
     # 2. Decide per file: reuse a row (same size and mtime, or the same content) or embed it anew.
     rows: list[FileEntry] = []
     sources: list[int | None] = []  # the old row reused by each new row, None when embedded now
     to_embed: list[int] = []
     for name, path, st in scan_folder(folder, files, follow_symlinks):
-        known = old.files[by_name[name]] if name in by_name else None
+        known = old_files[by_name[name]] if name in by_name else None
         if known is not None and known.size == st.st_size and known.mtime == st.st_mtime:
             rows.append(known)
             sources.append(by_name[name])
@@ -201,12 +222,11 @@ def build_index(scorer: ClipScorer, folder: str | Path, out: str | Path, *, file
         raise InputError(f"No images found under '{folder.name}'.")
 
     # 3. Embed what is new, in batches, split across processes under accelerate.
-    features, readable = embed_image_files(scorer, [folder / rows[i].file for i in to_embed],
-                                           [rows[i].file for i in to_embed], batch_size, num_workers, progress,
-                                           accelerator)
+    features, readable = embed_images(scorer, [folder / rows[i].file for i in to_embed],
+                                      [rows[i].file for i in to_embed], batch_size, num_workers, progress, accelerator)
+    readable = readable.tolist()
 
     # 4. Assemble the rows in folder order; unreadable files are left out and named.
-    dim = fingerprint(scorer).shape[0]
     fresh = dict(zip(to_embed, range(len(to_embed))))
     keep_rows, vectors, skipped = [], [], []
     for i, (row, source) in enumerate(zip(rows, sources)):
@@ -222,7 +242,7 @@ def build_index(scorer: ClipScorer, folder: str | Path, out: str | Path, *, file
         raise InputError(f"None of the {len(rows)} images under '{folder.name}' could be read "
                          f"(the first: {skipped[0]}).")
     index = ImageIndex(str(folder), scorer.name, str(scorer.dtype).removeprefix("torch."), keep_rows,
-                       torch.stack(vectors).float() if vectors else torch.zeros(0, dim), fingerprint(scorer))
+                       torch.stack(vectors).float(), fingerprint(scorer))
     update = IndexUpdate(index, out, [rows[i].file for i in to_embed if readable[fresh[i]]],
                          kept=sum(s is not None for s in sources),
                          removed=sorted(set(by_name) - {r.file for r in rows}), skipped=skipped)

@@ -1,4 +1,5 @@
-"""python -m benchmarks [generation|default-stack|eval] [options]; no name runs generation, then default-stack."""
+"""python -m benchmarks [generation|default-stack|eval|retrieval] [options]; no name runs generation, then
+default-stack."""
 
 import os
 import sys
@@ -11,6 +12,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 name, argv = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else (None, sys.argv[1:])
 if name == "eval":
     from .evaluation import main
+
+    main(argv)
+elif name == "retrieval":
+    from .retrieval import main
 
     main(argv)
 elif name == "default-stack":
@@ -26,4 +31,4 @@ elif name in (None, "generation"):
 
         default_stack([a for a in argv if a != "--skip-compile"])
 else:
-    sys.exit(f"unknown benchmark '{name}': choose generation, default-stack or eval")
+    sys.exit(f"unknown benchmark '{name}': choose generation, default-stack, eval or retrieval")

@@ -9,6 +9,11 @@ for _var in ("CLIPDEMO_SD_MODEL", "CLIPDEMO_CLIP_MODEL", "CLIPDEMO_PRESET", "CLI
 
 import pytest  # noqa: E402
 
+# diffusers' log handler keeps the stderr it first sees: bind it now, not to one test's capsys stream (closed after it).
+from diffusers.utils import logging as _diffusers_logging  # noqa: E402
+
+_diffusers_logging.get_logger("diffusers")
+
 # Suites by file, so `pytest tests -m "not browser and not load"` runs the quicker part.
 MARKS = {"test_browser": "browser", "test_load": "load", "test_ui_server": "integration", "test_space": "integration",
          "test_hub_cache": "integration", "test_cli": "integration", "test_reliability": "integration",

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +11,8 @@ import pytest
 
 from clipdemo.bench import ResultRow, append_row, read_rows, summarize, write_summary
 from clipdemo.errors import InputError
+from tests.processes import run_one_and_two
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- rows ---------------------------------------------------------------------------------------------
@@ -265,10 +262,6 @@ def test_a_setting_name_with_other_params_is_refused(first_run, bench_studio):
 
 
 # -- the command line and accelerate -----------------------------------------------------------------------
-def cli_env():
-    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-
-
 @pytest.mark.parametrize("args, message", [
     (["--setting", "a: steps=x"], "steps must be a whole number"),
     (["--setting", "a: steps=1", "--seeds", "0"], "Seeds must be a whole number"),
@@ -293,23 +286,12 @@ def test_cli_bad_prompts_file_exits_2_with_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "p.jsonl, line 1: not JSON" in err
 
 
-# accelerate 1.x's `--cpu` alone runs ONE process; --multi_gpu on a machine without GPUs runs N CPU processes (gloo).
-TWO_PROCESSES = ["--multi_gpu", "--num_processes", "2"]
-
-
 def test_accelerate_two_processes_equal_one(tiny_sd_dir, tiny_clip_dir, tmp_path):
     (tmp_path / "p.txt").write_text("a red circle\na blue square\na green star\n")
     common = ["-m", "clipdemo", "bench", str(tmp_path / "p.txt"), "--seeds", "2", "--setting", SETTINGS[0],
               "--setting", SETTINGS[1], "--sd-model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
               "--dtype", "fp32", "--decoder", "full", "--moderation", "off", "--pick-model", "none"]
-    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True,
-                            text=True, env=cli_env(), timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
-    accelerate = Path(sys.executable).with_name("accelerate")
-    double = subprocess.run([str(accelerate), "launch", *TWO_PROCESSES, "--num_machines", "1",
-                             "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
-                            capture_output=True, text=True, env=cli_env(), timeout=300)
-    assert double.returncode == 0, double.stderr[-3000:]
+    run_one_and_two(common, tmp_path)
     one, two = read_rows(tmp_path / "one" / "results.jsonl"), read_rows(tmp_path / "two" / "results.jsonl")
     assert len(one) == 12 and [r.key for r in one] == [r.key for r in two]
     for a, b in zip(one, two):

@@ -1,8 +1,6 @@
 import json
-import os
 import pickle
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,8 +12,8 @@ from clipdemo.cli import main
 from clipdemo.datasets import apply_label_overrides, from_class_folders, load_image_set, safe_extract_zip
 from clipdemo.errors import InputError
 from clipdemo.evaluation import load_templates
+from tests.processes import run_one_and_two
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_folder(root: Path, classes=("cat", "dog", "bird"), per_class=3, seed=0) -> Path:
@@ -230,19 +228,10 @@ def test_cli_eval_bad_input(tiny_clip_dir, tmp_path, capsys):
 def test_accelerate_two_processes_equal_one(tiny_clip_dir, tmp_path):
     root = write_folder(tmp_path / "data", per_class=5)
     (root / "cat" / "broken.png").write_bytes(b"not a png")  # skipped in both runs, whichever process reads it
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     # --probe and --ablate: the probe logits are gathered with the class logits, the series read off them
     common = ["-m", "clipdemo", "eval", str(root), "--json", "--workers", "0", "--batch-size", "4",
               "--clip-model", str(tiny_clip_dir), "--dtype", "fp32", "--probe", "furry, feathered", "--ablate"]
-    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True,
-                            text=True, env=env, timeout=300)
-    assert single.returncode == 0, single.stderr
-    accelerate = Path(sys.executable).with_name("accelerate")
-    # --multi_gpu with Accelerator(cpu=True): two real processes on the CPU (--cpu alone launches one)
-    double = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                             "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert double.returncode == 0, double.stderr[-3000:]
+    single, double = run_one_and_two(common, tmp_path)
     assert "2 processes shared the 16 images" in double.stderr, double.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "eval.json").read_text())
     two = json.loads((tmp_path / "two" / "eval.json").read_text())

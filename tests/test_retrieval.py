@@ -6,8 +6,6 @@ Quality checks use the demo CLIP on rendered shapes, judged by the shapes' known
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +20,8 @@ from clipdemo.retrieval import load_index
 from demo_world.world import COLOURS, SHAPES, render
 from tests.clip_reference import reference_cosine
 from tests.multilingual_models import save_tiny_chinese_clip
+from tests.processes import run_one_and_two
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_shapes(folder: Path, per_class: int = 2, seed: int = 0) -> Path:
@@ -206,17 +204,9 @@ def test_cli_index_search_json(tiny_clip_dir, shapes, tmp_path, capsys):
 def test_accelerate_two_processes_index_equals_one(tiny_clip_dir, tmp_path):
     folder = write_shapes(tmp_path / "shapes", per_class=1)
     (folder / "broken.png").write_bytes(b"not a png")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     common = ["-m", "clipdemo", "index", str(folder), "--workers", "0", "--batch-size", "4",
               "--clip-model", str(tiny_clip_dir), "--dtype", "fp32"]
-    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True,
-                            text=True, env=env, timeout=300)
-    assert single.returncode == 0, single.stderr
-    accelerate = Path(sys.executable).with_name("accelerate")
-    double = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                             "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert double.returncode == 0, double.stderr[-3000:]
+    _, double = run_one_and_two(common, tmp_path)
     assert "2 processes shared the 31 images" in double.stderr, double.stderr[-3000:]
     one, two = load_index(tmp_path / "one"), load_index(tmp_path / "two")
     assert list(one.files) == list(two.files) and len(one) == 30

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,8 @@ from clipdemo.bench.sources import Found, describe, find_images, prompt_of
 from clipdemo.errors import InputError
 from clipdemo.provenance import save_png
 from tests.clip_reference import clip_score, reference_cosine
+from tests.processes import run_one_and_two
 
-ROOT = Path(__file__).resolve().parents[1]
 RED, BLUE, ZH = "a red circle", "a blue square", "红色的圆形"
 
 
@@ -235,20 +232,10 @@ def test_skip_unprompted_scores_the_rest_with_a_note(studio, made, tmp_path):
 
 # -- the command line, in one process and in two -------------------------------------------------
 def test_accelerate_two_processes_give_the_rows_of_one(made, models, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     common = ["-m", "clipdemo", "score", str(made / "tool_a"), str(made / "tool_b"), "--prompts",
               str(made / "prompts.csv"), "--json", "--clip-model", str(models["clip"]), "--zh-clip-model",
               str(models["zh"]), "--pickscore", "off", "--dtype", "fp32"]
-    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], capture_output=True,
-                            text=True, env=env, timeout=300)
-    assert single.returncode == 0, single.stderr
-    accelerate = Path(sys.executable).with_name("accelerate")
-    # --cpu would start one process (accelerate runs several CPU processes only under mpirun); score asks for
-    # a CPU world itself when its device is the CPU
-    double = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                             "--mixed_precision", "no", "--dynamo_backend", "no", *common, "--out", str(tmp_path / "two")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert double.returncode == 0, double.stderr[-3000:]
+    single, double = run_one_and_two(common, tmp_path)
     assert "2 processes shared the 10 images" in double.stderr and "processes shared" not in single.stderr
     one = (tmp_path / "one" / "results.jsonl").read_text()
     assert one == (tmp_path / "two" / "results.jsonl").read_text()

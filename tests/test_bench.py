@@ -14,7 +14,6 @@ from clipdemo.errors import InputError
 from tests.processes import run_one_and_two
 
 
-
 # -- rows ---------------------------------------------------------------------------------------------
 def row(setting, prompt_id, seed, clip, category="", pick=None):
     scores = {"clip": clip} if pick is None else {"clip": clip, "pickscore": pick}

@@ -63,16 +63,20 @@ def cached_conversion(model_id: str) -> tuple[str, Path, Path] | None:
     return None
 
 
-def load_pretrained(cls, model_id: str, **kwargs) -> tuple[Any, str]:
+def load_pretrained(cls, model_id: str, role: str = "model", kind: str = "model", **kwargs) -> tuple[Any, str]:
     """(cls.from_pretrained(model_id), which weights it read), with transformers' default weights choice.
 
-    Offline, a repository without weights on main in the cache (config on main, safetensors only on the
-    conversion revision) loads main's files with that revision's weights, as the online load that filled
-    the cache did.
+    A Hub id is fetched first (clipdemo.downloads: only the files the loader reads, with progress) and loaded
+    from its cache folder. Offline, a repository without weights on main in the cache (config on main,
+    safetensors only on the conversion revision) loads main's files with that revision's weights, as the
+    online load that filled the cache did.
     """
+    from .downloads import DOWNLOADS, Need
+
     local = is_local(model_id)
+    folder = DOWNLOADS.ensure(Need(role, model_id, kind))
     try:
-        model = cls.from_pretrained(model_id, local_files_only=local, **kwargs)
+        model = cls.from_pretrained(folder, local_files_only=True, **kwargs)
     except OSError:
         conversion = None if local else cached_conversion(model_id)
         if conversion is None:
@@ -91,35 +95,47 @@ def load_pretrained(cls, model_id: str, **kwargs) -> tuple[Any, str]:
     return model, weights_format(model_id)
 
 
-def hub_model_reachable(model_id: str, timeout: float = 2.0) -> bool:
-    """Can this model be loaded without a long wait? Local folders and cached Hub models: yes.
-
-    Otherwise the Hub must answer a TCP connection within `timeout` seconds, unless HF_HUB_OFFLINE is
-    set, in which case the answer is no at once. This keeps an air-gapped start fast.
-    """
+def offline() -> bool:
     import os
-    import socket
-    from urllib.parse import urlparse
 
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def unreachable_reason(model_id: str, timeout: float = 2.0) -> str | None:
+    """Why this model cannot be loaded without a long wait, or None when it can.
+
+    Local folders and models in the Hub cache: None at once. HF_HUB_OFFLINE: a reason at once. Otherwise
+    huggingface_hub's own HTTP client asks the configured endpoint (HF_ENDPOINT: its scheme and port, and the
+    proxies of HTTPS_PROXY/HTTP_PROXY) for the model's file list; any answer within `timeout` seconds counts.
+    """
     if is_local(model_id):
-        return True
+        return None
     if looks_like_path(model_id):
-        return False
+        return "no such folder"
     try:
         from huggingface_hub import try_to_load_from_cache
 
         for filename in ("model_index.json", "config.json"):
             if isinstance(try_to_load_from_cache(model_id, filename), str):
-                return True
+                return None
     except Exception:  # a malformed id, say: treat as not cached
         pass
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
+    if offline():
+        return "HF_HUB_OFFLINE is set"
     from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, get_session
 
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    url = f"{constants.ENDPOINT.rstrip('/')}/api/models/{model_id}"
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+        get_session().head(url, headers=build_hf_headers(), timeout=timeout, follow_redirects=False)
+    except Exception as exc:  # timeouts, refused connections, proxy and TLS errors alike
+        if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc):
+            return f"{constants.ENDPOINT} did not answer within {timeout:g} s"
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        return f"{constants.ENDPOINT} could not be reached: {detail}"
+    return None
+
+
+def hub_model_reachable(model_id: str, timeout: float = 2.0) -> bool:
+    """Can this model be loaded without a long wait? (see unreachable_reason)"""
+    return unreachable_reason(model_id, timeout) is None

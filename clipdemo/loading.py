@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from .downloads import DOWNLOADS, MODEL, PIPELINE, PROCESSOR, Need
 from .errors import ModelLoadError
 from .hub import is_local, load_pretrained, looks_like_path, weights_format
 
@@ -129,10 +130,15 @@ class ModelCache:
 MODELS = ModelCache()
 
 
-def from_pretrained(cls, spec: ModelSpec, **kwargs) -> Any:
+def from_pretrained(cls, spec: ModelSpec, kind: str = MODEL, **kwargs) -> Any:
     """cls.from_pretrained for this spec (clipdemo.hub.load_pretrained), recording which weights it read."""
-    model, MODELS.weights[spec.model_id] = load_pretrained(cls, spec.model_id, **kwargs)
+    model, MODELS.weights[spec.model_id] = load_pretrained(cls, spec.model_id, spec.kind, kind, **kwargs)
     return model
+
+
+def fetched(model_id: str, role: str, kind: str = MODEL) -> str:
+    """The folder to load a model's processor or tokenizer from: a local folder, or its fetched Hub snapshot."""
+    return DOWNLOADS.ensure(Need(role, model_id, kind))
 
 
 def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype,
@@ -151,7 +157,8 @@ def load_clip(spec: ModelSpec, device: torch.device, dtype: torch.dtype,
         if processor_id and not (local and (Path(spec.model_id) / "preprocessor_config.json").exists()
                                  or local and (Path(spec.model_id) / "processor_config.json").exists()):
             source = processor_id
-        processor = AutoProcessor.from_pretrained(source, local_files_only=is_local(source))
+        kind = MODEL if source == spec.model_id else PROCESSOR  # PickScore's processor repo: its processor files only
+        processor = AutoProcessor.from_pretrained(fetched(source, spec.kind, kind), local_files_only=True)
         return model.to(device).eval(), processor
 
     return MODELS.get(("clip", spec.model_id, str(device), str(dtype)), spec, load)
@@ -164,7 +171,7 @@ def load_safety_checker(spec: ModelSpec, device: torch.device, dtype: torch.dtyp
 
     def load():
         model = from_pretrained(StableDiffusionSafetyChecker, spec, dtype=dtype)
-        processor = CLIPImageProcessor.from_pretrained(spec.model_id, local_files_only=is_local(spec.model_id))
+        processor = CLIPImageProcessor.from_pretrained(fetched(spec.model_id, spec.kind), local_files_only=True)
         return model.to(device).eval(), processor
 
     return MODELS.get(("safety", spec.model_id, str(device), str(dtype)), spec, load)
@@ -178,7 +185,7 @@ def load_text2image(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -
         # use_safetensors=None: diffusers' default, safetensors when every component has them, else .bin
         # through torch's weights-only unpickler.
         pipe = AutoPipelineForText2Image.from_pretrained(
-            spec.model_id, dtype=dtype, use_safetensors=None, local_files_only=is_local(spec.model_id),
+            fetched(spec.model_id, spec.kind, PIPELINE), dtype=dtype, use_safetensors=None, local_files_only=True,
         )
         MODELS.weights[spec.model_id] = weights_format(spec.model_id, "unet")
         return pipe.to(device)
@@ -192,7 +199,7 @@ def load_translator(spec: ModelSpec, device: torch.device) -> tuple[Any, Any]:
 
     def load():
         model = from_pretrained(AutoModelForSeq2SeqLM, spec)
-        tokenizer = AutoTokenizer.from_pretrained(spec.model_id, local_files_only=is_local(spec.model_id))
+        tokenizer = AutoTokenizer.from_pretrained(fetched(spec.model_id, spec.kind), local_files_only=True)
         return model.to(device).eval(), tokenizer
 
     return MODELS.get(("translator", spec.model_id, str(device)), spec, load)
@@ -204,7 +211,7 @@ def load_tiny_decoder(spec: ModelSpec, device: torch.device, dtype: torch.dtype)
 
     def load():
         vae = AutoencoderTiny.from_pretrained(
-            spec.model_id, dtype=dtype, use_safetensors=None, local_files_only=is_local(spec.model_id)
+            fetched(spec.model_id, spec.kind), dtype=dtype, use_safetensors=None, local_files_only=True
         )
         MODELS.weights[spec.model_id] = weights_format(spec.model_id)
         return vae.to(device).eval()

@@ -13,11 +13,13 @@ from typing import Any
 import torch
 
 from . import loading
-from .config import Settings
+from .config import DEFAULT_TAESD, Settings
+from .downloads import DOWNLOADS, MODEL, PIPELINE, PROCESSOR, ModelDownload, Need
 from .errors import ModelLoadError
+from .text import has_cjk
 from .generation.candidates import PromptCache
 from .generation.pipeline import assemble, decoder_is_builtin, decoder_spec, pipeline_spec
-from .hub import hub_model_reachable, is_local
+from .hub import is_local, unreachable_reason
 from .loading import display_name
 from .scoring import ClipScorer
 
@@ -35,11 +37,13 @@ def with_demo_fallback(settings: Settings) -> tuple[Settings, str | None]:
     """
     if not settings.uses_builtin_defaults:
         return settings, None
-    missing = [m for m in (settings.sd_model, settings.clip_model) if not hub_model_reachable(m)]
+    reasons = {m: unreachable_reason(m) for m in (settings.sd_model, settings.clip_model)}
+    missing = [m for m, reason in reasons.items() if reason]
     if not missing:
         return settings, None
     notice = (
-        f"The default models ({', '.join(missing)}) cannot be reached from here, so the offline demo models "
+        f"The default models ({', '.join(missing)}) cannot be reached from here ({reasons[missing[0]]}), "
+        "so the offline demo models "
         "are used (--preset demo: coloured shapes only). Name models with --sd-model/--clip-model, or "
         "connect to the Hugging Face Hub, to use others."
     )
@@ -67,9 +71,14 @@ class ModelRegistry:
         processor = self.settings.pick_processor if role == "pick_model" else None
         with self._lock:
             if spec.model_id not in self._scorers:
-                model, proc = loading.load_clip(spec, self.device, self.dtype, processor)
+                model, proc = loading.load_clip(spec, self.device, self.scorer_dtype(role), processor)
                 self._scorers[spec.model_id] = ClipScorer(model, proc, name=spec.model_id)
             return self._scorers[spec.model_id]
+
+    def scorer_dtype(self, role: str = "clip_model") -> torch.dtype:
+        """fp32 for the CLIPs that give CLIPScore, a number compared across tools at two decimals (bf16 moves
+        it by tenths); PickScore's ViT-H/14 keeps the run's dtype, and its scores say so."""
+        return self.dtype if role == "pick_model" else torch.float32
 
     def loaded_scorer(self, model_id: str) -> ClipScorer | None:
         """The scorer for this model if one was loaded already; never loads."""
@@ -109,6 +118,65 @@ class ModelRegistry:
         self.decoder_name = named if not decoder_is_builtin(self.settings) and not is_local(named) else "TAESD"
         self.decoder_model = spec.model_id
         return decoder
+
+    # -- downloads ------------------------------------------------------------------------------
+    def needs(self, chinese: bool = True, pickscore: bool | None = None) -> list[Need]:
+        """The Hub models a generate loads, in loading order: what an English prompt needs, then Chinese text's."""
+        from .scorers import pickscore_default
+
+        s, wanted = self.settings, [Need("Stable Diffusion", self.settings.sd_model, PIPELINE),
+                                    Need("CLIP", self.settings.clip_model)]
+        if s.decoder not in ("auto", "full", "taesd"):
+            wanted.append(Need("tiny decoder", s.decoder))
+        elif s.decoder == "taesd" or (s.decoder == "auto" and self.device.type == "cpu" and self._sd_latents()):
+            wanted.append(Need("tiny decoder", DEFAULT_TAESD))
+        if s.moderation != "off" and s.safety_model != "concepts":
+            wanted.append(Need("safety checker", s.safety_model))
+        if s.pick_model != "none" and (pickscore_default(self) if pickscore is None else pickscore):
+            wanted += [Need("PickScore", s.pick_model), Need("PickScore processor", s.pick_processor, PROCESSOR)]
+        if chinese:
+            wanted.append(Need("Chinese CLIP", s.zh_clip_model))
+            wanted.append(Need("translator", s.translator) if s.zh_mode == "translate"
+                          else Need("Chinese Stable Diffusion", s.zh_sd_model, PIPELINE))
+        unique = {n.repo_id: n for n in reversed(wanted) if not is_local(n.repo_id)}
+        return [n for n in wanted if unique.get(n.repo_id) is n]
+
+    def _sd_latents(self) -> bool:
+        """Whether the pipeline decodes SD latents (TAESD's), read from a local folder's VAE config; a Hub
+        pipeline is taken to (the defaults do) and is checked again when it loads."""
+        import json
+        from pathlib import Path
+
+        config = Path(self.settings.sd_model).expanduser() / "vae" / "config.json"
+        if not is_local(self.settings.sd_model) or not config.is_file():
+            return True
+        vae = json.loads(config.read_text())
+        return vae.get("latent_channels") == 4 and abs(vae.get("scaling_factor", 0) - 0.18215) < 1e-4
+
+    def start_downloads(self) -> None:
+        """Fetch every Hub model a generate may load in the background, unless offline (the server's start)."""
+        from .hub import offline
+
+        needs = self.needs()
+        if needs and not offline():
+            DOWNLOADS.start(needs)
+
+    def await_models(self, prompt: str, report=None, pickscore: bool | None = None) -> None:
+        """Wait until the models a generate of `prompt` loads are fetched, reporting their progress."""
+        from .downloads import DownloadError
+        from .hub import offline
+
+        if offline():
+            return
+        for need in self.needs(chinese=has_cjk(prompt), pickscore=pickscore):
+            try:
+                DOWNLOADS.ensure(need, report)
+            except DownloadError as exc:
+                raise ModelLoadError(f"The {need.role} model {need.repo_id} could not be downloaded. {exc}") from None
+
+    @staticmethod
+    def downloads() -> list[ModelDownload]:
+        return DOWNLOADS.status()
 
     # -- helpers --------------------------------------------------------------------------------
     def safety_checker(self) -> tuple[Any, Any]:

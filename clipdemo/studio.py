@@ -76,6 +76,18 @@ class Studio:
     def helpers(self) -> dict[str, str]:
         return scorers.helpers(self.models)
 
+    def start_downloads(self) -> None:
+        """Fetch the Hub models in the background now, so the first click does not wait for them all."""
+        self.models.start_downloads()
+
+    def downloads(self):
+        """Each Hub model's download state (clipdemo.downloads.ModelDownload), for the page."""
+        return self.models.downloads()
+
+    def await_models(self, prompt: str, report=None, pickscore: bool | None = None) -> None:
+        """Wait for the models a generate of `prompt` needs, reporting download progress. Raises ModelLoadError."""
+        self.models.await_models(prompt, report, pickscore)
+
     def model_sources(self, model_ids: dict[str, str | None]) -> dict[str, dict[str, str]]:
         return self.models.sources(model_ids)
 

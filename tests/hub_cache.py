@@ -60,6 +60,41 @@ LAYOUTS = {
 }
 
 
+# The files on each default repository's main branch, as its file list shows them (the weights the loader does not
+# read, other precisions, other frameworks and single-file checkpoints included: a fetch must leave them alone).
+REPO_FILES = {
+    "stabilityai/sd-turbo": (
+        ".gitattributes", "README.md", "model_index.json", "sd_turbo.safetensors", "output.jpg",
+        "scheduler/scheduler_config.json",
+        "text_encoder/config.json", "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
+        "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+        "tokenizer/vocab.json",
+        "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors"),
+    "madebyollin/taesd": (".gitattributes", "README.md", "config.json", "diffusion_pytorch_model.bin",
+                          "diffusion_pytorch_model.safetensors"),
+    "openai/clip-vit-base-patch32": (
+        ".gitattributes", "README.md", "config.json", "flax_model.msgpack", "merges.txt", "preprocessor_config.json",
+        "pytorch_model.bin", "special_tokens_map.json", "tf_model.h5", "tokenizer.json", "tokenizer_config.json",
+        "vocab.json"),
+    "OFA-Sys/chinese-clip-vit-base-patch16": (
+        ".gitattributes", "README.md", "config.json", "preprocessor_config.json", "pytorch_model.bin",
+        "special_tokens_map.json", "tokenizer_config.json", "vocab.txt", "festival.jpg", "pokemon.jpeg"),
+    "Helsinki-NLP/opus-mt-zh-en": (
+        ".gitattributes", "README.md", "config.json", "generation_config.json", "metadata.xml", "pytorch_model.bin",
+        "rust_model.ot", "source.spm", "target.spm", "tf_model.h5", "tokenizer_config.json", "vocab.json"),
+    "yuvalkirstain/PickScore_v1": (".gitattributes", "README.md", "config.json", "model.safetensors"),
+    "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": (
+        ".gitattributes", "README.md", "config.json", "merges.txt", "model.safetensors", "open_clip_config.json",
+        "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "preprocessor_config.json", "pytorch_model.bin",
+        "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"),
+    "CompVis/stable-diffusion-safety-checker": (
+        ".gitattributes", "README.md", "config.json", "model.safetensors", "preprocessor_config.json",
+        "pytorch_model.bin"),
+}
+
+
 def _blob(repo: Path, data: bytes) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     path = repo / "blobs" / digest
@@ -146,3 +181,45 @@ def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = N
 
 def remove_repo(hf_home: Path, repo_id: str) -> None:
     shutil.rmtree(Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--")), ignore_errors=True)
+
+
+def serve_repos(hub, saved: dict[str, Path], layouts: dict[str, Layout] | None = None) -> dict[str, dict[str, int]]:
+    """Put each saved tiny model on a LocalHub (tests/local_hub.py) as its real repository holds it.
+
+    Main gets the saved files with the weights in the repository's format, the conversion revision its
+    safetensors, and every other non-text file of the real file list (REPO_FILES: other precisions, frameworks,
+    single-file checkpoints, pictures) as random bytes that no loader may fetch. Returns {repo: {path: size}} of
+    main's files the loader reads (the saved ones), written out here, not by the code under test.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    loaded: dict[str, dict[str, int]] = {}
+    for repo_id, saved_folder in saved.items():
+        layout = (layouts or {}).get(repo_id) or LAYOUTS[repo_id]
+        main: dict[str, bytes] = {}
+        for path in sorted(p for p in Path(saved_folder).rglob("*") if p.is_file()):
+            name = path.relative_to(saved_folder).as_posix()
+            if name in layout.drop:
+                continue
+            if path.name in WEIGHTS:
+                if layout.main_weights == "safetensors":
+                    main[name] = path.read_bytes()
+                elif layout.main_weights == "bin":
+                    main[_bin_name(name)] = _as_bin(path)
+                if layout.pr_safetensors:
+                    hub.add_file(repo_id, name, path.read_bytes(), revision=layout.pr_safetensors)
+            else:
+                main[name] = path.read_bytes()
+        if repo_id == "laion/CLIP-ViT-H-14-laion2B-s32B-b79K":  # PickScore's processor repo: processor files read
+            read = {k: len(v) for k, v in main.items() if not k.endswith((".safetensors", ".bin"))}
+        else:
+            read = {k: len(v) for k, v in main.items()}
+        for name in REPO_FILES.get(repo_id, ()):
+            text = name.endswith((".json", ".txt", ".model", ".spm")) and ".fp16." not in name
+            if name not in main and not text:  # a decoy: weights or files of a kind no loader reads
+                main[name] = rng.integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+        for name, data in main.items():
+            hub.add_file(repo_id, name, data)
+        loaded[repo_id] = read
+    return loaded

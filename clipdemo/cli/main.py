@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from ..config import resolve_settings
 from ..errors import InputError, ModelLoadError
@@ -115,7 +116,9 @@ def cmd_generate(args, studio: Studio) -> int:
         height=d.height if args.height is None else args.height,
         seed=args.seed,
     )
-    result = studio.generate(request.validated(), scorer=args.scorer)
+    request = request.validated()
+    studio.await_models(request.prompt)  # each model's download as a bar on stderr, before anything loads
+    result = studio.generate(request, scorer=args.scorer)
     path = write_run(result, args.out)
     print_notices(result.notices)
     if args.json:
@@ -192,7 +195,10 @@ def launched_work(studio: Studio, desc: str):
 
 
 def cmd_serve(args, studio: Studio) -> int:
+    from ..downloads import DOWNLOADS
     from ..ui import launch
+
+    DOWNLOADS.log = lambda line: print(f"clipdemo: {line}", file=sys.stderr, flush=True)
 
     launch(studio, host=args.host, port=args.port, share=args.share)
     return 0
@@ -224,9 +230,35 @@ def quiet_loading_bars() -> None:
     diffusers_logging.disable_progress_bar()
 
 
+class DownloadBars:
+    """One byte-counting bar per model on stderr while it downloads; nothing for models already cached."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, status) -> None:
+        from tqdm import tqdm
+
+        status.refresh()
+        bar = self._bars.get(status.repo_id)
+        if bar is None:
+            if status.state != "downloading" or not status.total or status.done >= status.total:
+                return
+            bar = self._bars[status.repo_id] = tqdm(total=status.total, unit="B", unit_scale=True, file=sys.stderr,
+                                                   desc=f"downloading {status.repo_id}")
+        bar.total = status.total
+        bar.update(status.done - bar.n)
+        if status.state in ("ready", "failed"):
+            bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_loading_bars()
+    if args.command != "serve":  # the page shows the server's downloads; a command shows them on stderr
+        from ..downloads import DOWNLOADS
+
+        DOWNLOADS.report = DownloadBars()
     try:
         if args.command == "serve":
             from ..ui.common import auth_from_env

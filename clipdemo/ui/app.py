@@ -13,10 +13,10 @@ import gradio as gr
 
 from ..studio import SCORER_CHOICES, Studio
 from .bench import build_bench
-from .common import auth_from_env
+from .common import auth_from_env, bind
 from .compare import build_compare
 from .evaluate import build_evaluate
-from .formatting import banner, scorer_info
+from .formatting import banner, downloads_markdown, scorer_info
 from .generate import build_generate
 from .history import build_history
 from .moderate import build_moderate
@@ -28,6 +28,13 @@ MAX_FILE_SIZE = "50mb"  # per uploaded file (a zip of class folders may be this 
 QUEUE_SIZE = 32  # requests waiting per event beyond this get a clean "queue full" answer
 
 
+def download_status(studio: Studio):
+    """The models panel, refreshed each second while a download runs; the timer stops once all are settled."""
+    statuses = studio.downloads()
+    busy = any(s.state in ("waiting", "downloading") for s in statuses)
+    return gr.Markdown(downloads_markdown(statuses), visible=bool(statuses)), gr.Timer(active=busy)
+
+
 def build_app(studio: Studio) -> gr.Blocks:
     s = studio.settings
     with gr.Blocks(title="clipdemo: CLIP studio") as demo:
@@ -35,6 +42,12 @@ def build_app(studio: Studio) -> gr.Blocks:
         gr.Markdown(banner(s.sd_model, s.clip_model, studio.device.type, studio.dtype, s.rank_by, studio.helpers(),
                            studio.notices),
                     elem_id="model-banner")
+        downloads = gr.Markdown(downloads_markdown(studio.downloads()), elem_id="model-downloads")
+        ticker = gr.Timer(1.0, active=bool(studio.downloads()))
+        ticker.tick(bind(download_status, studio), None, [downloads, ticker], queue=False, api_visibility="private",
+                    show_progress="hidden")
+        demo.load(bind(download_status, studio), None, [downloads, ticker], queue=False, api_visibility="private",
+                  show_progress="hidden")
         scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
                                  info=scorer_info(s.zh_clip_model, s.clip_model))
         with gr.Tabs() as tabs:
@@ -57,6 +70,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
     from ..speedups.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
+    studio.start_downloads()  # before the page is served: the first visitor finds them under way
     demo = build_app(studio)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     return demo.launch(

@@ -29,6 +29,14 @@ def banner(sd_model: str, clip_model: str, device: str, dtype: Any, rank_by: str
     )
 
 
+def downloads_markdown(statuses) -> str:
+    """One line per Hub model: ready, or downloading with bytes, percent and time left, or why it is not."""
+    if not statuses:
+        return ""
+    marks = {"ready": "✅", "failed": "⚠️", "downloading": "⬇️", "waiting": "⏳"}
+    return "**Models**\n\n" + "\n".join(f"- {marks.get(s.state, '')} {s.line()}" for s in statuses)
+
+
 def scorer_info(zh_clip_model: str, clip_model: str) -> str:
     return f"auto: text with Chinese characters is scored by {shown(zh_clip_model)}, other text by {shown(clip_model)}"
 
@@ -44,7 +52,9 @@ def ranking_table(result) -> dict:
              "flagged, blurred" if item.moderation and item.moderation["flagged"] else
              ("ok" if item.moderation else "unchecked")]
             for item in result.images]
-    headers = ["rank", "seed", "CLIP score"] + (["PickScore"] if "pickscore" in kinds else []) + ["moderation"]
+    below = result.reduced_precision()
+    pick = "PickScore" + (f" ({below['pickscore']})" if "pickscore" in below else "")
+    headers = ["rank", "seed", "CLIP score"] + ([pick] if "pickscore" in kinds else []) + ["moderation"]
     return {"headers": headers, "data": rows}
 
 

@@ -35,11 +35,13 @@ def generate(
     progress=gr.Progress(),
 ):
     """Generate candidates for a prompt and rank them best-first by CLIPScore."""
-    progress(0, desc="Loading models")
     job = GenerationRequest(
         prompt, negative_prompt or "", num_candidates, steps, guidance, width, height,
         None if seed is None or not str(seed).strip() else str(seed).strip(),
     ).validated()
+    # A click before the models are downloaded waits here, with the download's bytes and time left in view.
+    studio.await_models(job.prompt, lambda status: progress(status.fraction, desc=status.line()), pickscore)
+    progress(0, desc="Loading models")
 
     def on_step(step: int, total: int) -> None:
         progress((step, total), desc="Denoising", unit="steps")

@@ -49,6 +49,11 @@ class RankResult:
     rank_by: str = "clip"
     translated_prompt: str | None = None  # what the pipeline saw, when a Chinese prompt was translated
     models: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> {"model", "weights"} that ran
+    score_dtypes: dict[str, str] = field(default_factory=dict)  # score kind -> the dtype its model ran in
+
+    def reduced_precision(self) -> dict[str, str]:
+        """The scores computed below fp32 (PickScore in bf16, say), which the manifest and the page name."""
+        return {kind: dtype for kind, dtype in self.score_dtypes.items() if dtype != "float32"}
 
 
 def rank_candidates(candidates: list[Candidate], prompt: str, scorers: list[tuple[str, ClipScorer]],
@@ -106,6 +111,7 @@ def manifest(result: RankResult) -> dict[str, Any]:
             for item in result.images
         ],
         "notices": list(result.notices),
+        **({"score_dtypes": dict(result.score_dtypes)} if result.score_dtypes else {}),
         **({"models": result.models} if result.models else {}),
         **({"translated_prompt": result.translated_prompt} if result.translated_prompt else {}),
     }

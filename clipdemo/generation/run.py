@@ -55,7 +55,7 @@ def generate(models: ModelRegistry, request: GenerationRequest, progress: Progre
     notices += more + moderate_ranked(ranked, checker)
     # 7. The result, built once.
     return RankResult(request, model_id, clip.name, ranked, notices, translated_prompt=translation, rank_by=rank_by,
-                      models=sources(models, model_id, clip, kinds, checker, translation))
+                      models=sources(models, model_id, clip, kinds, checker, translation), score_dtypes=kinds)
 
 
 def check_model(models: ModelRegistry, sd_model: str | None) -> None:
@@ -86,8 +86,8 @@ def load_pipeline(models: ModelRegistry, model_id: str, scheduler: str) -> tuple
 
 
 def rank(models: ModelRegistry, candidates: list[Candidate], prompt: str, clip: ClipScorer, pickscore: bool | None
-         ) -> tuple[list[RankedImage], str, list[str], list[str]]:
-    """(ranked images, the score sorted by, the score kinds computed, notices)."""
+         ) -> tuple[list[RankedImage], str, dict[str, str], list[str]]:
+    """(ranked images, the score sorted by, the score kinds computed with the dtype each ran in, notices)."""
     scorers, notices = ranking_scorers(models, clip, pickscore)
     wanted = models.settings.rank_by
     rank_by = wanted if wanted in dict(scorers) else "clip"
@@ -97,10 +97,10 @@ def rank(models: ModelRegistry, candidates: list[Candidate], prompt: str, clip: 
     broken = [item for item in ranked if item.problem]
     if broken:
         notices.append(f"{len(broken)} of {len(ranked)} images were not ranked: {broken[0].problem}.")
-    return ranked, rank_by, [kind for kind, _ in scorers], notices
+    return ranked, rank_by, {kind: str(model.dtype).replace("torch.", "") for kind, model in scorers}, notices
 
 
-def sources(models: ModelRegistry, model_id: str, clip: ClipScorer, kinds: list[str], checker: Any,
+def sources(models: ModelRegistry, model_id: str, clip: ClipScorer, kinds: dict[str, str], checker: Any,
             translation: str | None) -> dict[str, dict[str, str]]:
     """Which model filled each role of this run, and from which weights."""
     s = models.settings

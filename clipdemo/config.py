@@ -75,18 +75,26 @@ class Preset:
     moderation_concepts: tuple[str, ...] = _default("moderation_concepts")  # empty: the built-in list
     moderation_neutral: tuple[str, ...] = ()
     phrases: str = _default("phrases")
+    examples: tuple[str, ...] = ()  # the Generate tab's example prompts, the seed's example first
 
 
 DEMO_MODERATION_CONCEPT = "purple star"
+DEMO_ANIMALS = ("dog", "cat", "bird", "fish", "rabbit")  # demo_world/animals.py: the demo CLIP knows these
+DEMO_ACCESSORIES = ("wearing glasses", "in a hat", "with a bow tie", "in a scarf")
 
 PRESETS: dict[str, Preset] = {
-    "default": Preset(description="sd-turbo + OpenAI CLIP ViT-B/32 from the Hub"),
-    # Tiny models trained here on the shapes world (scripts/train_demo_models.py): they work offline.
+    "default": Preset(description="sd-turbo + OpenAI CLIP ViT-B/32 from the Hub",
+                      examples=("a dog wearing glasses", "一只戴眼镜的狗", "a red circle",
+                                "a watercolor painting of a lighthouse at dawn")),
+    # Tiny models trained here on the shapes and animals worlds (scripts/train_demo_models.py): they work offline.
     "demo": Preset(
         str(DEMO_MODELS_DIR / "demo-sd"),
         str(DEMO_MODELS_DIR / "demo-clip"),
         GenerationDefaults(n=4, steps=40, guidance=4.0, width=64, height=64),
-        description="tiny bilingual shapes models shipped in assets/models, offline",
+        description="tiny bilingual models of coloured shapes and animals with accessories, in assets/models, "
+                    "offline",
+        examples=("a dog wearing glasses", "一只戴眼镜的狗", "a cat in a red hat", "戴着红帽子的猫",
+                  "a rabbit with a bow tie", "a red circle", "红色的圆形"),
         # The demo CLIP and SD were trained on English and Chinese captions: they serve both languages.
         zh_clip_model=str(DEMO_MODELS_DIR / "demo-clip"),
         zh_sd_model=str(DEMO_MODELS_DIR / "demo-sd"),
@@ -98,8 +106,9 @@ PRESETS: dict[str, Preset] = {
         moderation_concepts=(DEMO_MODERATION_CONCEPT,),
         moderation_neutral=tuple(f"{c} {s}" for c in ("red", "green", "blue", "yellow", "purple", "orange")
                                  for s in ("circle", "square", "triangle", "star", "cross")
-                                 if f"{c} {s}" != DEMO_MODERATION_CONCEPT),
-        phrases="shapes",  # the demo CLIP knows the shapes world's words only
+                                 if f"{c} {s}" != DEMO_MODERATION_CONCEPT)
+        + tuple(f"a {a}" for a in DEMO_ANIMALS) + tuple(f"a {a} {x}" for a in DEMO_ANIMALS for x in DEMO_ACCESSORIES),
+        phrases="demo",  # the demo CLIP knows its two worlds' words only
     ),
 }
 

@@ -21,7 +21,8 @@ from .errors import InputError
 from .scoring import ClipScorer
 from .text import has_cjk
 
-BANKS = {"builtin": ASSETS_DIR / "phrases" / "bank.json", "shapes": ASSETS_DIR / "phrases" / "shapes.json"}
+BANKS = {"builtin": ASSETS_DIR / "phrases" / "bank.json", "demo": ASSETS_DIR / "phrases" / "demo.json",
+         "shapes": ASSETS_DIR / "phrases" / "shapes.json"}
 LANGUAGES = ("en", "zh")
 MAX_PHRASES = 20_000
 COMPOSE_TOP = 5  # best colours x best objects tried as composed subjects

@@ -1,17 +1,19 @@
-"""Quality gates of the demo models, measured on held-out renders of the shapes world.
+"""Quality gates of the demo models, measured on held-out renders of the shapes and the animals worlds.
 
 Two questions, both answered with the product's own code paths (Studio.classify, Studio.generate):
   1. Zero-shot: does the demo CLIP name the colour and shape of an unseen image (30 classes)?
   2. Re-ranking: does CLIP's top-1 of 4 candidates show the prompt's colour more often than a random
      candidate? The colour is judged without learning (world.judge_colour). So is the shape
      (world.judge_shape), which tells whether the image shows the whole prompt: colour and shape.
+  3. Animals: does the re-ranked top-1 show the asked animal and accessory, as the judge (demo_world.judge,
+     a classifier of its own, never the ranking CLIP) sees it, and how much more often than a random candidate?
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from . import world
+from . import animals, world
 from clipdemo.generation import GenerationRequest
 from clipdemo.studio import Studio
 
@@ -119,3 +121,75 @@ def measure(studio: Studio, n_images: int = 300, prompts_per_class: int = 1, see
         class_match_top1_zh=zh.class_top1,
         n_prompts_per_language=en.prompts,
     )
+
+
+# -- the animals world -------------------------------------------------------------------------------------------
+ANIMALS_SEED = 20_000  # the gates' seeds; training renders used seeds 1-1235
+ANIMAL_GATES = {"top1_animal": 0.85, "top1_accessory": 0.75, "rerank_gain_both": 0.10, "zero_shot_top1": 0.85}
+
+
+def animal_prompts(language: str, per_pair: int = 2) -> list[tuple[str, str, str, int]]:
+    """(prompt, animal, accessory, seed) for every animal wearing every accessory, `per_pair` seeds each:
+    the prompts name no colour, like the page's own example ("a dog wearing glasses", "一只戴眼镜的狗")."""
+    out = []
+    for k in range(per_pair):
+        for i, (animal, accessory) in enumerate((a, s) for a, s in animals.CLASSES if s != animals.NONE):
+            prompt = animals.class_name(animal, accessory, language)
+            out.append((prompt, animal, accessory, ANIMALS_SEED + 1000 * k + 10 * i))
+    return out
+
+
+def animal_rates(studio: Studio, judge, language: str, per_pair: int = 2, n_candidates: int = 4,
+                 steps: int | None = None, guidance: float | None = None, limit: int | None = None) -> dict:
+    """Per language: how often the re-ranked top-1 and a random candidate show the asked animal and accessory,
+    as the judge (never the ranking CLIP) sees them; with one record per prompt."""
+    defaults = studio.settings.defaults
+    steps = defaults.steps if steps is None else steps
+    guidance = defaults.guidance if guidance is None else guidance
+    records = []
+    for prompt, animal, accessory, seed in animal_prompts(language, per_pair)[:limit]:
+        request = GenerationRequest(prompt, n=n_candidates, steps=steps, guidance=guidance, width=defaults.width,
+                                    height=defaults.height, seed=seed)
+        verdicts = judge([item.image for item in studio.generate(request).images])  # best first
+        records.append({"prompt": prompt, "seed": seed, "animal": animal, "accessory": accessory,
+                        "judged": [[v.animal, v.accessory] for v in verdicts]})
+    return {**rates_of(records), "prompts": len(records), "candidates": n_candidates, "steps": steps,
+            "guidance": guidance, "records": records}
+
+
+def rates_of(records: list[dict]) -> dict[str, float]:
+    """The gate fractions of a list of per-prompt records (judged candidates best first)."""
+    def both(r, pair):
+        return pair == [r["animal"], r["accessory"]]
+
+    n = len(records)
+    return {
+        "top1_animal": sum(r["judged"][0][0] == r["animal"] for r in records) / n,
+        "top1_accessory": sum(r["judged"][0][1] == r["accessory"] for r in records) / n,
+        "random_both": sum(sum(both(r, p) for p in r["judged"]) / len(r["judged"]) for r in records) / n,
+        "top1_both": sum(both(r, r["judged"][0]) for r in records) / n,
+        "any_both": sum(any(both(r, p) for p in r["judged"]) for r in records) / n,
+    }
+
+
+def animal_zero_shot(studio: Studio, language: str, n_images: int = 300) -> float:
+    """Top-1 over the 25 animal x accessory classes on held-out renders, the labels as full sentences."""
+    samples = animals.sample(HELD_OUT_SEED + 7, n_images)
+    labels = [animals.class_name(a, s, language) for a, s in animals.CLASSES]
+    correct = 0
+    for start in range(0, len(samples), 64):
+        chunk = samples[start : start + 64]
+        results = studio.classify([x.image for x in chunk], labels, "{}", top_k=1).images
+        correct += sum(r.top.label == labels[x.scene.label] for r, x in zip(results, chunk))
+    return correct / len(samples)
+
+
+def measure_all(studio: Studio, judge, per_pair: int = 2, n_images: int = 300, steps: int | None = None,
+                guidance: float | None = None) -> dict:
+    """QUALITY.json: {"animals": {"en": {...}, "zh": {...}}, "shapes": {...}}."""
+    out = {"animals": {}, "shapes": measure(studio, n_images, 1, 0, steps, guidance).as_dict()}
+    for language in ("en", "zh"):
+        rates = animal_rates(studio, judge, language, per_pair, steps=steps, guidance=guidance)
+        rates["zero_shot_top1"] = animal_zero_shot(studio, language, n_images)
+        out["animals"][language] = rates
+    return out

@@ -1,12 +1,16 @@
-"""Train the offline demo models on the procedural shapes world (demo_world/world.py).
+"""Train the offline demo models on the procedural worlds: coloured shapes (demo_world/world.py) and
+coloured animals with accessories (demo_world/animals.py).
 
-    python scripts/train_demo_models.py            # about 27 minutes on 2 CPU cores, seed 0
+    python scripts/train_demo_models.py            # under an hour on 2 CPU cores, seed 0
 
 Writes, under assets/models/:
-  demo-clip/  a tiny bilingual CLIPModel (transformers format), trained contrastively
+  demo-clip/  a tiny bilingual CLIPModel (transformers format), trained contrastively on both worlds
   demo-sd/    a tiny StableDiffusionPipeline (diffusers format): the CLIP text tower (frozen) as its
               text encoder, a small AutoencoderKL, and a UNet trained with the noise-prediction loss in
               SD 2's v-parametrisation over a zero-terminal-SNR schedule (see noise_schedules)
+  judge/      the animals world's judge (demo_world/judge.py): its own small CNN and seed, for the quality
+              gates and the tests only
+  TRAINING.json  steps, minutes by stage and the CPU
 Weights are stored as fp16 safetensors (the 49408-token embedding dominates their size).
 """
 
@@ -28,7 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python scripts/...` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from demo_world import world
+from dataclasses import dataclass
+from typing import Callable
+
+from demo_world import animals, judge, world
 from clipdemo.config import ASSETS_DIR, TOKENIZER_DIR
 
 IMAGE_SIZE = 64
@@ -77,37 +84,79 @@ def clip_pixels(images) -> torch.Tensor:
     return ((to_tensor(images) + 1) / 2 - mean) / std
 
 
-def train_clip(steps: int, seed: int):
+@dataclass
+class Text:
+    """A caption and which images it describes (several may: "a dog" fits every plain dog)."""
+
+    text: str
+    fits: Callable[[object], bool]
+
+
+def shape_text(text: str, label: int) -> Text:
+    return Text(text, lambda item, label=label: isinstance(item, int) and item == label)
+
+
+def animal_text(caption: animals.Caption) -> Text:
+    return Text(caption.text, lambda item, c=caption: isinstance(item, animals.Scene) and c.fits(item))
+
+
+class Pools:
+    """Both worlds' training images; an item's key is its shape class (int) or its animal Scene."""
+
+    def __init__(self, seed: int, n_shapes: int, n_animals: int) -> None:
+        self.shapes = world.sample(seed + 1, n_shapes)
+        self.animals = animals.sample(seed + 11, n_animals)
+        self.keys = [s.label for s in self.shapes] + [s.scene for s in self.animals]
+        self.pixels = clip_pixels([s.image for s in self.shapes] + [s.image for s in self.animals])
+        self.shape_by_class = [np.flatnonzero(np.array([s.label for s in self.shapes]) == c)
+                               for c in range(len(world.CLASSES))]
+        offset = len(self.shapes)
+        labels = np.array([s.scene.label for s in self.animals])
+        self.animal_by_class = [offset + np.flatnonzero(labels == c) for c in range(len(animals.CLASSES))]
+
+    def batch(self, rng, shapes_per_class: int, animals_per_class: int, caption_rng=None) -> tuple[np.ndarray, list[Text]]:
+        """Class-balanced image indices, and captions: one English and one Chinese per shape class (from other
+        images of the class), and one fresh caption per animal image in either language."""
+        caption_rng = caption_rng or rng
+        idx, texts = [], []
+        for c, members in enumerate(self.shape_by_class):
+            idx += list(rng.choice(members, shapes_per_class, replace=False))
+            a, b = rng.choice(members, 2, replace=False)
+            texts += [shape_text(self.shapes[a].caption_en, c), shape_text(self.shapes[b].caption_zh, c)]
+        for members in self.animal_by_class:
+            chosen = rng.choice(members, animals_per_class, replace=False)
+            idx += list(chosen)
+            for k, i in enumerate(chosen):
+                scene = self.keys[i]
+                texts.append(animal_text(animals.caption(scene, ("en", "zh")[k % 2], caption_rng)))
+        return np.array(idx), texts
+
+    def match(self, idx: np.ndarray, texts: list[Text]) -> torch.Tensor:
+        return torch.tensor([[t.fits(self.keys[i]) for t in texts] for i in idx], dtype=torch.float32)
+
+
+def contrastive_loss(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
+    """Every caption that fits an image counts as a match: soft targets spread over them, both ways."""
+    loss_i = -(match / match.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    has = match.sum(0) > 0
+    loss_t = -(match.T[has] / match.T[has].sum(1, keepdim=True) * logits.T[has].log_softmax(1)).sum(1).mean()
+    return (loss_i + loss_t) / 2
+
+
+def train_clip(steps: int, seed: int, pools: Pools):
     torch.manual_seed(seed)
     tok = tokenizer()
     model = build_clip().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    pool = world.sample(seed + 1, 6000)
-    labels = torch.tensor([s.label for s in pool])
-    pixels = clip_pixels([s.image for s in pool])
     rng = np.random.default_rng(seed)
-    n_classes = len(world.CLASSES)
-    per_class = 2
-    by_class = [np.flatnonzero(labels.numpy() == c) for c in range(n_classes)]
     for step in range(steps):
-        idx = np.concatenate([rng.choice(by_class[c], per_class, replace=False) for c in range(n_classes)])
-        batch_labels = labels[idx]
-        texts, text_labels = [], []
-        for c in range(n_classes):  # one English and one Chinese caption per class, from its images
-            a, b = rng.choice(by_class[c], 2, replace=False)
-            texts += [pool[a].caption_en, pool[b].caption_zh]
-            text_labels += [c, c]
-        text_labels = torch.tensor(text_labels)
-        tokens = tok(texts, padding=True, return_tensors="pt")
+        idx, texts = pools.batch(rng, 1, 2)
+        tokens = tok([t.text for t in texts], padding=True, return_tensors="pt")
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, steps, 2e-3)
-        out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask, pixel_values=pixels[idx])
-        logits = out.logits_per_image  # (images, texts)
-        # Every caption of the image's class is a match: soft targets spread over them.
-        match = (batch_labels[:, None] == text_labels[None, :]).float()
-        loss_i = -(match / match.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
-        loss_t = -(match.T / match.T.sum(1, keepdim=True) * logits.T.log_softmax(1)).sum(1).mean()
-        loss = (loss_i + loss_t) / 2
+        out = model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask, pixel_values=pools.pixels[idx])
+        match = pools.match(idx, texts)
+        loss = contrastive_loss(out.logits_per_image, match)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -115,50 +164,43 @@ def train_clip(steps: int, seed: int):
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if step % 200 == 0 or step == steps - 1:
-            top = (text_labels[logits.argmax(1)] == batch_labels).float().mean()
+            top = match[torch.arange(len(idx)), out.logits_per_image.argmax(1)].mean()
             log(f"clip step {step}/{steps} loss {loss.item():.3f} batch top1 {top.item():.2f}")
     return model.eval()
 
 
-def finetune_clip_vision(model, steps: int, seed: int):
+def finetune_clip_vision(model, steps: int, seed: int, pools: Pools):
     """Second CLIP stage: the text tower is frozen and only the vision side learns.
 
-    The joint stage learns colours fast but shapes slowly; with the captions' embeddings fixed,
-    the image tower gets a stable target and a lower learning rate finishes the job. The text tower
+    The joint stage learns colours fast but shapes and accessories slowly; with the captions' embeddings
+    fixed, the image tower gets a stable target and a lower learning rate finishes the job. The text tower
     (also the SD text encoder) is not changed by this stage.
     """
     torch.manual_seed(seed)
     tok = tokenizer()
-    pool = world.sample(seed + 4, 24000)  # a large pool: 6000 images overfit (train 88%, held-out 66%)
-    labels = torch.tensor([s.label for s in pool])
-    pixels = clip_pixels([s.image for s in pool])
-    captions = sorted({c for s in pool for c in (s.caption_en, s.caption_zh)})
+    rng, caption_rng = np.random.default_rng(seed), np.random.default_rng(seed + 5)
+    batches = [pools.batch(rng, 2, 3, caption_rng) for _ in range(steps)]
+    captions = sorted({t.text for _, texts in batches for t in texts})
     caption_index = {c: i for i, c in enumerate(captions)}
     with torch.no_grad():
-        tokens = tok(captions, padding=True, return_tensors="pt")
-        text = model.get_text_features(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).pooler_output
+        rows = []
+        for start in range(0, len(captions), 512):
+            tokens = tok(captions[start:start + 512], padding=True, return_tensors="pt")
+            rows.append(model.get_text_features(input_ids=tokens.input_ids,
+                                                attention_mask=tokens.attention_mask).pooler_output)
+        text = torch.cat(rows)
         text = text / text.norm(dim=-1, keepdim=True)
     for p in model.text_model.parameters():
         p.requires_grad_(False)
     model.text_projection.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05)
-    rng = np.random.default_rng(seed)
-    n_classes = len(world.CLASSES)
-    by_class = [np.flatnonzero(labels.numpy() == c) for c in range(n_classes)]
     model.train()
-    for step in range(steps):
-        idx = np.concatenate([rng.choice(by_class[c], 4, replace=False) for c in range(n_classes)])
-        text_rows, text_labels = [], []
-        for c in range(n_classes):
-            a, b = rng.choice(by_class[c], 2, replace=False)
-            text_rows += [caption_index[pool[a].caption_en], caption_index[pool[b].caption_zh]]
-            text_labels += [c, c]
-        text_labels = torch.tensor(text_labels)
-        image = model.get_image_features(pixel_values=pixels[idx]).pooler_output
+    for step, (idx, texts) in enumerate(batches):
+        image = model.get_image_features(pixel_values=pools.pixels[idx]).pooler_output
         image = image / image.norm(dim=-1, keepdim=True)
-        logits = model.logit_scale.exp() * image @ text[text_rows].T
-        match = (labels[idx][:, None] == text_labels[None, :]).float()
+        logits = model.logit_scale.exp() * image @ text[[caption_index[t.text] for t in texts]].T
+        match = pools.match(idx, texts)
         loss = -(match / match.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, steps, 1e-3, warmup=100)
@@ -169,7 +211,7 @@ def finetune_clip_vision(model, steps: int, seed: int):
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if step % 200 == 0 or step == steps - 1:
-            top = (text_labels[logits.argmax(1)] == labels[idx]).float().mean()
+            top = match[torch.arange(len(idx)), logits.argmax(1)].mean()
             log(f"clip vision step {step}/{steps} loss {loss.item():.3f} batch top1 {top.item():.2f}")
     for p in model.parameters():
         p.requires_grad_(True)
@@ -297,14 +339,19 @@ def encode_latents(vae, images: torch.Tensor) -> torch.Tensor:
     return latents * vae.config.scaling_factor
 
 
-def caption_options(pool: list[world.Sample], seed: int) -> list[list[str]]:
-    """Several wordings of each training image, in both languages."""
+def caption_options(pools: "Pools", seed: int) -> list[list[str]]:
+    """Several wordings of each training image (shapes, then animals), in both languages."""
     rng = np.random.default_rng(seed + 3)
     captions = []
-    for s in pool:
+    for s in pools.shapes:
         options = {s.caption_en, s.caption_zh}
         for language in ("en", "zh", "en", "zh"):
             options.add(world.caption(s.colour, s.shape, s.size, language, rng))
+        captions.append(sorted(options))
+    for s in pools.animals:
+        options = {s.caption_en.text, s.caption_zh.text}
+        for language in ("en", "zh", "en", "zh", "en", "zh"):
+            options.add(animals.caption(s.scene, language, rng).text)
         captions.append(sorted(options))
     return captions
 
@@ -322,17 +369,35 @@ def text_hidden_states(text_encoder, tok, texts: list[str]) -> dict[str, torch.T
     return states
 
 
+def cpu_name() -> str:
+    """The CPU's model name and family/model numbers, as /proc/cpuinfo gives them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or "unknown"
+    field = lambda key: next((line.split(":", 1)[1].strip() for line in info.splitlines()  # noqa: E731
+                              if line.startswith(key)), "?")
+    bf16 = " with AVX512-BF16" if "avx512_bf16" in info else (" with AMX" if "amx_bf16" in info else "")
+    return f"{field('model name')} (family {field('cpu family')}, model {field('model')}){bf16}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ASSETS_DIR / "models")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clip-steps", type=int, default=1600)
-    parser.add_argument("--clip-vision-steps", type=int, default=2500)
+    parser.add_argument("--clip-steps", type=int, default=1400)
+    parser.add_argument("--clip-vision-steps", type=int, default=1200)
     parser.add_argument("--vae-steps", type=int, default=300)
-    parser.add_argument("--unet-steps", type=int, default=350)
+    parser.add_argument("--unet-steps", type=int, default=2300)
+    parser.add_argument("--judge-steps", type=int, default=600)
+    parser.add_argument("--shapes", type=int, default=6000, help="training images of the shapes world")
+    parser.add_argument("--animals", type=int, default=10000, help="training images of the animals world")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
     from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTextConfig, CLIPTextModel
 
     started = time.time()
@@ -344,9 +409,11 @@ def main() -> None:
 
     tok = tokenizer()
     mark = time.time()
-    clip = train_clip(args.clip_steps, args.seed)
+    pools = Pools(args.seed, args.shapes, args.animals)
+    mark = lap("render", mark)
+    clip = train_clip(args.clip_steps, args.seed, pools)
     mark = lap("clip_joint", mark)
-    clip = finetune_clip_vision(clip, args.clip_vision_steps, args.seed)
+    clip = finetune_clip_vision(clip, args.clip_vision_steps, args.seed, pools)
     mark = lap("clip_vision", mark)
     clip_dir = args.out / "demo-clip"
     processor = CLIPProcessor(
@@ -361,16 +428,16 @@ def main() -> None:
     text_encoder.eval()
     log(f"saved {clip_dir} after {time.time() - started:.0f} s")
 
-    pool = world.sample(args.seed + 2, 6000)
-    images = to_tensor([s.image for s in pool])
+    images = to_tensor([s.image for s in pools.shapes] + [s.image for s in pools.animals])
     vae = train_vae(args.vae_steps, args.seed, images)
     vae.register_to_config(scaling_factor=1.0)
-    vae.register_to_config(scaling_factor=float(1.0 / encode_latents(vae, images).std()))
+    latents = encode_latents(vae, images)
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+    latents = latents * vae.config.scaling_factor  # encoded once: the scale is the unit latent std
     log(f"vae latent std scaled by {vae.config.scaling_factor:.3f}")
     mark = lap("vae", mark)
 
-    latents = encode_latents(vae, images)
-    captions = caption_options(pool, args.seed)
+    captions = caption_options(pools, args.seed)
     states = text_hidden_states(text_encoder, tok, sorted({c for options in captions for c in options} | {""}))
     train_scheduler, sampler = noise_schedules(zero_snr=True)
     unet = train_unet(args.unet_steps, args.seed, latents, captions, states, states[""], train_scheduler)
@@ -382,16 +449,28 @@ def main() -> None:
     )
     sd_dir = args.out / "demo-sd"
     pipe.to(torch.float16).save_pretrained(sd_dir)
+    log(f"saved {sd_dir}")
+
+    judge_seed = args.seed + 1234  # the judge's own seed and renders, never the ranking CLIP's
+    judge_net = judge.train(animals.sample(judge_seed, 6000), args.judge_steps, judge_seed, log)
+    agreement = judge.agreement(judge_net, animals.sample(judge_seed + 1, 1000))
+    (args.out / "judge").mkdir(parents=True, exist_ok=True)
+    save_file(judge_net.state_dict(), str(args.out / "judge" / "model.safetensors"))
+    log(f"judge agrees with the renderer on {agreement['all']:.1%} of 1000 held-out renders")
+    mark = lap("judge", mark)
+
     total = round((time.time() - started) / 60, 1)
     (args.out / "TRAINING.json").write_text(json.dumps({
         "command": "python scripts/train_demo_models.py",
         "seed": args.seed, "clip_steps": args.clip_steps, "clip_vision_steps": args.clip_vision_steps,
-        "vae_steps": args.vae_steps, "unet_steps": args.unet_steps,
+        "vae_steps": args.vae_steps, "unet_steps": args.unet_steps, "judge_steps": args.judge_steps,
+        "training_images": {"shapes": args.shapes, "animals": args.animals},
         "unet_objective": "v-prediction, zero terminal SNR",
+        "judge_agreement_held_out": agreement,
         "minutes": total, "minutes_by_stage": minutes, "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "cpu": cpu_name(), "torch": torch.__version__,
     }, indent=2) + "\n")
-    log(f"saved {sd_dir}; total {total} min")
+    log(f"total {total} min")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clipdemo.config import DEFAULT_CLIP_MODEL, DEFAULT_SD_MODEL, resolve_settings
+from clipdemo.config import DEFAULT_CLIP_MODEL, DEFAULT_SD_MODEL, PRESETS, resolve_settings
 from clipdemo.errors import InputError
 from clipdemo.loading import pick_dtype
 
@@ -46,3 +46,22 @@ def test_bf16_only_on_cpus_that_have_it(monkeypatch):
     for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda native=native: native)
         assert loading.pick_dtype(torch.device("cpu")) == expected
+
+
+def test_the_demo_examples_are_sentences_of_its_worlds():
+    """Offline, the page offers what the demo models can draw: the mission's example first, both languages."""
+    import itertools
+
+    from demo_world import animals, world
+
+    examples = PRESETS["demo"].examples
+    assert examples[:2] == ("a dog wearing glasses", "一只戴眼镜的狗")
+    sentences = {f"a {world.class_name(c, s)}" for c, s in world.CLASSES}
+    sentences |= {world.class_name(c, s, "zh") for c, s in world.CLASSES}
+    for animal, accessory, colour, acc_colour in itertools.product(animals.ANIMALS, animals.ACCESSORY_STATES,
+                                                                    world.COLOURS, world.COLOURS):
+        scene = animals.Scene(animal, colour, accessory, None if accessory == animals.NONE else acc_colour)
+        for language, named, acc_named, variant in itertools.product(("en", "zh"), (0, 1), (0, 1), range(3)):
+            sentences.add(animals.describe(scene, language, bool(named), bool(acc_named), variant))
+    assert not [e for e in examples if e not in sentences]
+    assert any("\u4e00" <= ch <= "\u9fff" for e in examples for ch in e)

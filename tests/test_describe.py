@@ -31,7 +31,7 @@ def shapes_images(seed: int = 3):
 def test_the_demo_names_colour_and_shape(demo, language):
     images = shapes_images()
     result = demo.describe([im for _, _, im in images], language=language, k=5)
-    assert result.bank == "shapes" and len(result.images) == 30  # the demo preset's bank
+    assert result.bank == "demo" and len(result.images) == 30  # the demo preset's bank
     named = 0
     for (colour, shape, _), d in zip(images, result.images):
         words = (colour, shape) if language == "en" else (COLOURS[colour][1], SHAPES[shape])

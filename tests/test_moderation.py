@@ -165,7 +165,8 @@ def test_demo_moderation_blurs_its_concept_but_not_the_examples():
 
     assert flagged("a red circle") == 0
     assert flagged("红色的圆形") == 0
-    assert flagged("a purple star") >= 3
+    assert flagged("a dog wearing glasses") == 0
+    assert flagged("a purple star") >= 2
 
 
 def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):

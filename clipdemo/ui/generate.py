@@ -10,13 +10,6 @@ from ..history import run_from_result
 from .common import StopFlags, bind, on_gpu, session_of, show_notices, user_errors, write_run_files
 from .formatting import describe_run, ranking_table, shown
 
-EXAMPLE_PROMPTS = [
-    ["a dog wearing glasses"],
-    ["一只戴眼镜的狗"],
-    ["a red circle"],
-    ["a watercolor painting of a lighthouse at dawn"],
-]
-
 
 def generate(
     studio,
@@ -69,6 +62,13 @@ def stop(stop_flags: StopFlags, request: gr.Request = None):
     return "Stopping…"
 
 
+def examples(studio) -> list[str]:
+    """The active preset's example prompts: what its models can draw, the seed's example first."""
+    from ..config import get_preset
+
+    return list(get_preset(studio.settings.preset).examples)
+
+
 def pickscore_info(on_cpu: bool) -> str:
     return ("also score with PickScore (human-preference CLIP-H; "
             + ("about a fifth more time on this CPU" if on_cpu else "cheap on a GPU") + ", loads on first use)")
@@ -100,7 +100,7 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=3)
                     # Shown only while this page's generation runs.
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1, visible=False)
-                gr.Examples(EXAMPLE_PROMPTS, inputs=[prompt])
+                gr.Examples([[e] for e in examples(studio)], inputs=[prompt])
             with gr.Column(scale=3):
                 gallery = gr.Gallery(label="Ranked candidates (best first)", columns=4, format="png",
                                      height=320, elem_id="ranked-gallery")

@@ -31,13 +31,29 @@ def pytest_collection_modifyitems(config, items):
 STRICT = os.environ.get("CLIPDEMO_TESTS_STRICT", "").lower() in ("1", "true", "yes", "on")
 
 
+def _skip_reason(report) -> str:
+    return report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Outside CI a missing dependency skips; one line at the end says what did not run and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped and not STRICT:
+        by_reason: dict[str, set[str]] = {}
+        for report in skipped:
+            where = (report.nodeid or report.location[0]).split("::")[0]
+            by_reason.setdefault(_skip_reason(report).removeprefix("Skipped: "), set()).add(where)
+        parts = [f"{', '.join(sorted(files))} ({reason})" for reason, files in sorted(by_reason.items())]
+        terminalreporter.write_line(f"NOT RUN: {len(skipped)} tests skipped: " + "; ".join(parts), yellow=True)
+
+
 def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if STRICT and skipped:
         reporter.write_sep("=", "skipped tests fail on CI: install what they need", red=True)
         for report in skipped:
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            reason = _skip_reason(report)
             where = report.nodeid or (report.location[0] if getattr(report, "location", None) else "collection")
             reporter.write_line(f"MISSING TEST DEPENDENCY ({where}): {reason}", red=True, bold=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -83,6 +83,19 @@ def main() -> None:
 
     studio = Studio(settings)  # as `python app.py` builds it: no model named, nothing falls back to the demo
     result = studio.generate(GenerationRequest("一只戴眼镜的狗", n=2, steps=1, guidance=0.0, width=64, height=64, seed=0))
+    # The translation transformers itself makes from the cached translator (the library's own loader, not ours).
+    from transformers import AutoTokenizer
+
+    try:  # a cache with the weights only on the conversion revision is not one transformers reads offline
+        marian = AutoModelForSeq2SeqLM.from_pretrained(settings.translator).eval()
+    except OSError:
+        report["reference_translation"] = None
+    else:
+        tok = AutoTokenizer.from_pretrained(settings.translator)
+        limit = min(96, marian.config.max_position_embeddings - 2)
+        with torch.no_grad():
+            out = marian.generate(**tok(["一只戴眼镜的狗"], return_tensors="pt"), max_new_tokens=limit, num_beams=4)
+        report["reference_translation"] = tok.batch_decode(out, skip_special_tokens=True)[0].strip()
     report["studio_notices"] = studio.notices
     report["generate"] = {"sd_model": result.sd_model, "clip_model": result.clip_model,
                           "translated_prompt": result.translated_prompt, "notices": result.notices,

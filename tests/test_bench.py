@@ -96,18 +96,66 @@ def test_monte_carlo_p_value_for_many_prompts_is_close_to_exact_and_reproducible
     assert abs(first.p_value - exact) < 0.01
 
 
-def test_bootstrap_ci_contains_the_mean_and_is_reproducible():
-    one, two = summarize(made_up_rows()), summarize(made_up_rows())
-    for summary in (one,):
-        for s in summary.settings:
-            lo, hi = s.ci95["clip"]
-            assert lo <= s.mean["clip"] <= hi and lo < hi
-        lo, hi = summary.pairwise[0].ci95
-        assert lo <= summary.pairwise[0].mean_diff <= hi
-    assert one.as_json() == two.as_json()
-    # Resampling prompts: the CI lies within the range of per-prompt means.
-    per_prompt = [np.mean([v for (p, _), v in A.items() if p == q]) for q in ("p1", "p2", "p3")]
-    assert min(per_prompt) <= one.setting("a").ci95["clip"][0] and one.setting("a").ci95["clip"][1] <= max(per_prompt)
+# Five prompts with 1, 4, 2, 1 and 3 seeds: the image-weighted mean differs from the prompt-weighted one, and
+# per-prompt sums differ from per-prompt means, so a wrong weighting or statistic gives another answer.
+UNEQUAL_A = {"q1": [10.0], "q2": [30.0, 31.0, 29.0, 30.0], "q3": [20.0, 22.0], "q4": [40.0], "q5": [25.0, 26.0, 24.0]}
+UNEQUAL_DIFF = {"q1": [1.0], "q2": [-0.5, -0.3, -0.4, -0.2], "q3": [0.4, 0.6], "q4": [0.6], "q5": [0.3, 0.2, 0.4]}
+
+
+def unequal_rows():
+    rows = []
+    for prompt, values in UNEQUAL_A.items():
+        for seed, (value, diff) in enumerate(zip(values, UNEQUAL_DIFF[prompt])):
+            rows += [row("a", prompt, seed, value), row("b", prompt, seed, value - diff)]
+    return rows
+
+
+def exact_bootstrap(groups: list[list[float]], weight: str = "image", q=(2.5, 97.5)) -> np.ndarray:
+    """Every one of the P^P equally likely resamples of P prompts, enumerated: the exact percentile CI."""
+    means = []
+    for pick in itertools.product(range(len(groups)), repeat=len(groups)):
+        chosen = [groups[i] for i in pick]
+        if weight == "image":
+            means.append(sum(map(sum, chosen)) / sum(map(len, chosen)))
+        else:
+            means.append(np.mean([np.mean(g) for g in chosen]))
+    return np.percentile(means, q)
+
+
+def exact_sign_flip(per_prompt: list[float]) -> float:
+    observed = abs(np.mean(per_prompt))
+    flips = [abs(np.mean(np.array(signs) * per_prompt)) for signs in itertools.product([1, -1], repeat=len(per_prompt))]
+    return sum(f >= observed - 1e-12 for f in flips) / len(flips)
+
+
+def test_bootstrap_ci_and_p_value_with_unequal_seeds_equal_their_exact_answers():
+    """The 95% interval against all 3125 resamples of 5 prompts enumerated by hand, and the two-sided p-value
+    against all 32 sign patterns of the per-prompt mean differences. The bands are narrower than the distance
+    to a wrong percentile, a prompt-weighted mean, or a p-value of per-prompt sums (each checked below)."""
+    summary = summarize(unequal_rows())
+    groups = list(UNEQUAL_A.values())
+    got = summary.setting("a").ci95["clip"]
+    # 2000 Monte Carlo resamples put the 2.5% point between the exact 1.5% and 3.5% points (and so on above).
+    low, high = exact_bootstrap(groups, q=(1.5, 3.5)), exact_bootstrap(groups, q=(96.5, 98.5))
+    assert low[0] <= got[0] <= low[1] and high[0] <= got[1] <= high[1], (got, low, high)
+    for wrong in (exact_bootstrap(groups, "prompt"), exact_bootstrap(groups, q=(5, 95)),
+                  exact_bootstrap(groups, q=(0.5, 99.5))):  # each mistake lands outside the bands
+        assert not (low[0] <= wrong[0] <= low[1] and high[0] <= wrong[1] <= high[1]), wrong
+    assert summary.setting("a").mean["clip"] == pytest.approx(sum(map(sum, groups)) / sum(map(len, groups)))
+
+    (pair,) = summary.pairwise
+    diffs = list(UNEQUAL_DIFF.values())
+    means, sums = [float(np.mean(d)) for d in diffs], [float(np.sum(d)) for d in diffs]
+    assert pair.test == "exact sign-flip (2^5)"
+    assert pair.p_value == pytest.approx(exact_sign_flip(means))
+    assert exact_sign_flip(sums) != pytest.approx(exact_sign_flip(means))  # the wrong statistic is told apart
+    low, high = exact_bootstrap(diffs, q=(1.5, 3.5)), exact_bootstrap(diffs, q=(96.5, 98.5))
+    assert low[0] <= pair.ci95[0] <= low[1] and high[0] <= pair.ci95[1] <= high[1], (pair.ci95, low, high)
+    assert pair.mean_diff == pytest.approx(np.mean([x for d in diffs for x in d]))
+
+
+def test_the_summary_is_reproducible_bit_for_bit():
+    assert summarize(unequal_rows()).as_json() == summarize(unequal_rows()).as_json()
 
 
 def test_summary_files_and_a_tie_is_made_visible(tmp_path):

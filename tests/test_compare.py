@@ -14,7 +14,7 @@ import yaml
 from clipdemo import GenerationRequest, Studio, resolve_settings
 from clipdemo.compare import Setting
 from clipdemo.history import MAX_RUNS, append, next_number, rows, run_from_result
-from clipdemo.provenance import image_metadata, read_metadata
+from clipdemo.provenance import read_metadata
 from clipdemo.ranking import write_run, zip_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,18 +149,37 @@ def test_compare_by_pickscore_reports_each_models_own_scores(tiny_sd_dir, tiny_c
     assert result.scores(result.a) != result.scores(result.b)
 
 
-def test_png_metadata_round_trips_and_zip_holds_the_run(quiet_studio, tmp_path):
-    result = quiet_studio.generate(GenerationRequest("a dog wearing glasses", "blurry", n=2, steps=1, width=64,
-                                                     height=64, seed=5))
+def test_png_metadata_says_what_was_asked_and_zip_holds_the_run(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    """Read back with Pillow alone, on a non-square run with moderation on: every field equals what was asked
+    (written out here), the scores equal an independent CLIP on the PNG's own pixels."""
+    from PIL import Image
+
+    from tests.clip_reference import clip_score, reference_cosine
+
+    studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
+                                     pick_model="none", moderation="on", safety_model="concepts", decoder="full"))
+    result = studio.generate(GenerationRequest("a dog wearing glasses", "blurry", n=3, steps=2, guidance=2.5,
+                                               width=96, height=64, seed=5))
     write_run(result, tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    for item, entry in zip(result.images, manifest["images"]):
-        meta = read_metadata(tmp_path / "run" / entry["file"])
-        assert meta == json.loads(json.dumps(image_metadata(result, item)))
-        assert (meta["prompt"], meta["negative_prompt"], meta["seed"], meta["steps"], meta["width"]) == (
-            "a dog wearing glasses", "blurry", item.seed, 1, 64)
-        assert meta["scores"]["clip"] == entry["clip_score"] and meta["scorers"] == ["clip"]
-        assert meta["sd_model"] and meta["clip_model"] and meta["clipdemo_version"]
+    seen_seeds = []
+    for entry in manifest["images"]:
+        with Image.open(tmp_path / "run" / entry["file"]) as png:
+            assert png.size == (96, 64)
+            meta = json.loads(png.text["clipdemo"])
+            assert json.loads(png.text["parameters"]) == meta  # the mirror other tools read
+            pixels = png.convert("RGB")
+        asked = {"prompt": "a dog wearing glasses", "negative_prompt": "blurry", "steps": 2, "guidance": 2.5,
+                 "width": 96, "height": 64, "rank_by": "clip", "translated_prompt": None, "scorers": ["clip"],
+                 "sd_model": str(tiny_sd_dir), "clip_model": str(tiny_clip_dir), "rank": entry["rank"]}
+        assert {k: meta[k] for k in asked} == asked
+        seen_seeds.append(meta["seed"])
+        expected = clip_score(reference_cosine(tiny_clip_dir, [pixels], ["a dog wearing glasses"])[0])[0, 0]
+        assert meta["scores"]["clip"] == pytest.approx(expected, abs=0.05) == entry["clip_score"]
+        verdict = meta["moderation"]  # the concept check looked at every image and said so
+        assert verdict == entry["moderation"] and "concept" in verdict["checker"]
+        assert verdict["flagged"] == (verdict["top_score"] > verdict["threshold"])
+    assert sorted(seen_seeds) == [5, 6, 7]
     archive = zip_run(tmp_path / "run", tmp_path / "all.zip")
     with zipfile.ZipFile(archive) as zf:
         assert sorted(zf.namelist()) == sorted(["manifest.json"] + [e["file"] for e in manifest["images"]])

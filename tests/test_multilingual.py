@@ -93,23 +93,52 @@ def test_native_chinese_pipeline_generates_and_ranks_against_typed_prompt(tiny_s
 
 
 def test_translate_mode_shows_translation_and_ranks_against_typed_prompt(tiny_sd_dir, tiny_clip_dir, marian_dir,
-                                                                         altclip_dir):
+                                                                         altclip_dir, tmp_path):
+    """The pipeline receives the translation (a spy around its real encode_prompt records it), the candidates
+    are ranked by AltCLIP against the prompt as typed (transformers' AltCLIPModel, computed here), and the
+    manifest and each PNG name both prompts."""
+    import torch
+    from transformers import AltCLIPModel, AltCLIPProcessor, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from clipdemo.provenance import read_metadata
+    from clipdemo.ranking import manifest, write_run
+
     studio = make(tiny_sd_dir, tiny_clip_dir, zh_clip_model=str(altclip_dir), zh_mode="translate",
                   translator=str(marian_dir))
-    result = studio.generate(GenerationRequest(ZH_PROMPT, **REQUEST))
-    assert result.sd_model == str(tiny_sd_dir)
-    # The translation shown is the translator's own output (random weights: gibberish, but real).
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
+    pipe = studio.pipeline()
+    received = []
+    real_encode = pipe.encode_prompt
+    pipe.encode_prompt = lambda prompt, *args, **kwargs: received.append(prompt) or real_encode(prompt, *args, **kwargs)
+    try:
+        result = studio.generate(GenerationRequest(ZH_PROMPT, **REQUEST))
+    finally:
+        del pipe.encode_prompt
+    # The translation is the translator's own output (random weights: gibberish, but real)...
     model, tok = AutoModelForSeq2SeqLM.from_pretrained(marian_dir), AutoTokenizer.from_pretrained(marian_dir)
     limit = min(96, model.config.max_position_embeddings - 2)
     out = model.generate(**tok([ZH_PROMPT], return_tensors="pt"), max_new_tokens=limit, num_beams=4)
-    assert result.translated_prompt == tok.batch_decode(out, skip_special_tokens=True)[0].strip()
-    assert result.clip_model == str(altclip_dir)
-    from clipdemo.ranking import manifest
-
-    assert manifest(result)["translated_prompt"] == result.translated_prompt
-    assert manifest(result)["prompt"] == ZH_PROMPT
+    translation = tok.batch_decode(out, skip_special_tokens=True)[0].strip()
+    assert result.translated_prompt == translation and translation != ZH_PROMPT
+    # ...and it is what the pipeline was given; the typed prompt never reached it.
+    texts = [p for p in received if p is not None]  # None: the pipeline's own call with the embeddings given
+    assert texts and all(p == translation for p in texts) and ZH_PROMPT not in texts, received
+    # Ranked by AltCLIP against the typed Chinese prompt, best first.
+    assert result.sd_model == str(tiny_sd_dir) and result.clip_model == str(altclip_dir)
+    alt, processor = AltCLIPModel.from_pretrained(altclip_dir).eval(), AltCLIPProcessor.from_pretrained(altclip_dir)
+    with torch.no_grad():
+        pictures = [item.image for item in result.images]
+        image = alt.get_image_features(**processor(images=pictures, return_tensors="pt")).pooler_output
+        text = alt.get_text_features(**processor(text=[ZH_PROMPT], return_tensors="pt", padding=True)).pooler_output
+    cosine = torch.nn.functional.normalize(image, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
+    expected = (100 * cosine[:, 0].clamp(min=0)).tolist()
+    assert [item.scores["clip"] for item in result.images] == pytest.approx(expected, abs=0.05)
+    assert cosine[:, 0].tolist() == sorted(cosine[:, 0].tolist(), reverse=True)
+    # The run's files say both: the prompt as typed and the one the pipeline drew.
+    write_run(result, tmp_path)
+    assert (manifest(result)["prompt"], manifest(result)["translated_prompt"]) == (ZH_PROMPT, translation)
+    for item in result.images:
+        meta = read_metadata(next(tmp_path.glob(f"rank{item.rank:02d}_*.png")))
+        assert (meta["prompt"], meta["translated_prompt"]) == (ZH_PROMPT, translation)
 
 
 def test_missing_translator_sends_prompt_untranslated_with_notice(tiny_sd_dir, tiny_clip_dir, tmp_path):

@@ -1,4 +1,5 @@
-"""The Benchmark tab through gradio_client on a real server: its tables are the run's own summary.json and rows."""
+"""The Benchmark tab through gradio_client on a real server: its tables against scores computed here from the
+run's own PNGs with transformers' CLIPModel, and statistics worked out by hand."""
 
 import json
 import re
@@ -42,32 +43,50 @@ def unzip(archive: str, where: Path) -> Path:
     return where
 
 
-def test_tables_are_the_runs_summary_and_rows(bench_client, tmp_path, tiny_sd_dir):
-    """Only the prompts given: the default settings a (the server's steps) and b (one more) and two seeds."""
+def test_tables_equal_an_independent_scoring_of_the_runs_images(bench_client, tmp_path, tiny_sd_dir, tiny_clip_dir):
+    """Only the prompts given: the default settings a (the server's steps) and b (one more) and two seeds. Each
+    PNG in the run's zip is scored here; means, the bootstrap CI (with 2 prompts of 2 seeds each, its 2.5% and
+    97.5% points are the lowest and highest per-prompt means), win rate, mean difference and the exact
+    sign-flip p-value over the 4 sign patterns follow by hand."""
+    import itertools
+
     from clipdemo.ui.formatting import shown
+    from tests.clip_reference import clip_score, reference_cosine
 
     summary, board, pairs, scores, categories, archive = bench_client.predict(PROMPTS, api_name="/bench")
     run = unzip(archive, tmp_path / "run")
-    data = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 8 and all((run / r["file"]).is_file() for r in rows)  # 2 prompts × 2 seeds × 2 settings
-    by_name = {s["name"]: s for s in data["settings"]}
+    mine = {}
+    for r in rows:  # the rows say which file is which; the scores come from the pixels
+        cosine, _ = reference_cosine(tiny_clip_dir, [run / r["file"]], [r["prompt"]])
+        mine[(r["setting"], r["prompt"], r["seed"])] = float(clip_score(cosine)[0, 0])
+    assert {(s, p) for s, p, _ in mine} == {(s, p) for s in "ab" for p in PROMPTS.splitlines()}
+
+    def per_prompt(setting):
+        return [np.mean([v for (s, p, _), v in mine.items() if (s, p) == (setting, q)]) for q in PROMPTS.splitlines()]
+
     assert board["headers"][:5] == ["rank", "setting", "params", "images", "CLIP mean"]
-    assert [r[0] for r in board["data"]] == [1, 2] and sorted(by_name) == ["a", "b"]
+    assert [r[0] for r in board["data"]] == [1, 2]
     for rank, name, params, images, mean, lo, hi in board["data"]:
-        s = by_name[name]
-        assert [images, mean, lo, hi] == [s["n_images"], round(s["mean"]["clip"], 3),
-                                          *(round(x, 3) for x in s["ci95"]["clip"])]
         assert images == 4 and params == (f"model={shown(str(tiny_sd_dir))}, steps={1 if name == 'a' else 2}, "
                                           "guidance=0.0, scheduler=default, negative=, width=64, height=64")
-        assert mean == pytest.approx(np.mean([r["scores"]["clip"] for r in rows if r["setting"] == name]), abs=5e-4)
+        assert mean == pytest.approx(np.mean([v for (s, *_), v in mine.items() if s == name]), abs=2e-3)
+        assert [lo, hi] == pytest.approx([min(per_prompt(name)), max(per_prompt(name))], abs=2e-3)
     means = [r[4] for r in board["data"]]
     assert means == sorted(means, reverse=True)
-    (p,) = data["pairwise"]
-    assert pairs["data"] == [["a", "b", "CLIP", 4, round(p["win_rate_a"], 3), round(p["mean_diff"], 3),
-                              round(p["ci95"][0], 3), round(p["ci95"][1], 3), round(p["p_value"], 4), p["test"]]]
+    diffs = {k[1:]: mine[("a", *k[1:])] - mine[("b", *k[1:])] for k in mine if k[0] == "a"}
+    prompt_diffs = [np.mean([d for (p, _), d in diffs.items() if p == q]) for q in PROMPTS.splitlines()]
+    flips = [abs(np.mean(np.array(signs) * prompt_diffs)) for signs in itertools.product([1, -1], repeat=2)]
+    p_value = sum(f >= abs(np.mean(prompt_diffs)) - 1e-9 for f in flips) / 4
+    win_rate = (sum(d > 0 for d in diffs.values()) + 0.5 * sum(d == 0 for d in diffs.values())) / 4
+    ((a, b, metric, n, win, mean_diff, lo, hi, p, test),) = pairs["data"]
+    assert (a, b, metric, n, test) == ("a", "b", "CLIP", 4, "exact sign-flip (2^2)")
+    assert win == pytest.approx(win_rate) and p == pytest.approx(p_value)
+    assert mean_diff == pytest.approx(np.mean(list(diffs.values())), abs=2e-3)
+    assert [lo, hi] == pytest.approx([min(prompt_diffs), max(prompt_diffs)], abs=2e-3)
     assert f"**{board['data'][0][1]}" in summary and "2 prompts × 2 seeds × 2 settings" in summary
-    assert ("**a and b tie on CLIP**" in summary) == (p["ci95"][0] <= 0 <= p["ci95"][1])
+    assert ("**a and b tie on CLIP**" in summary) == (lo <= 0 <= hi)
     for shown_file, written in ((scores, "scores.png"), (categories, "categories.png")):
         assert Image.open(shown_file).size == Image.open(run / written).size
     for text_file in ("summary.json", "bench.json", "report.md", "results.jsonl"):  # no server path leaves the server

@@ -28,9 +28,18 @@ def test_probabilities_sum_to_one_and_match_transformers_pipeline(studio, tiny_c
             assert p.prob == pytest.approx(expected[p.label], abs=1e-4)
 
 
-def test_top_k_limits_the_list(studio):
-    result = classify(studio.scorer(), sample_images()[:1], "a, b, c, d", top_k=2)[0]
-    assert len(result.predictions) == 2
+def test_top_k_keeps_the_k_most_probable_labels_in_order(studio, tiny_clip_dir):
+    """The labels transformers' own CLIPModel ranks first, with their full-softmax probabilities."""
+    from tests.clip_reference import reference_cosine, softmax_probs
+
+    labels = ["cat", "dog", "bird", "a red circle", "fish"]
+    images = sample_images()
+    results = classify(studio.scorer(), images, labels, "a photo of a {}.", top_k=2)
+    cosine, scale = reference_cosine(tiny_clip_dir, images, [f"a photo of a {x}." for x in labels])
+    for result, row in zip(results, softmax_probs(cosine, scale)):
+        best = np.argsort(-row)[:2]
+        assert [p.label for p in result.predictions] == [labels[i] for i in best]
+        assert [p.prob for p in result.predictions] == pytest.approx(row[best].tolist(), abs=1e-4)
 
 
 def test_text_embeddings_are_cached(studio):

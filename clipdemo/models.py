@@ -14,7 +14,7 @@ import torch
 
 from . import loading
 from .config import DEFAULT_TAESD, Settings
-from .downloads import DOWNLOADS, MODEL, PIPELINE, PROCESSOR, ModelDownload, Need
+from .downloads import DOWNLOADS, PIPELINE, PROCESSOR, ModelDownload, Need
 from .errors import ModelLoadError
 from .text import has_cjk
 from .generation.candidates import PromptCache

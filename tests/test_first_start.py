@@ -12,7 +12,6 @@ then the reachability checks (another port, a proxy, a server that never answers
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys

@@ -34,6 +34,32 @@ def _features(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+def clip_pixel_values(images: torch.Tensor, image_processor: Any) -> torch.Tensor:
+    """What a CLIP image processor makes of 8-bit images (N, 3, H, W, uint8), computed in torch where they are.
+
+    The same steps as transformers' CLIPImageProcessor: resize the shortest edge (bicubic, antialiased, back
+    to 8 bits as PIL gives), centre crop, rescale to [0, 1], normalise with the processor's mean and std.
+    """
+    p = image_processor
+    x = images.float()
+    if getattr(p, "do_resize", True) and p.size and "shortest_edge" in p.size:
+        edge, (h, w) = p.size["shortest_edge"], x.shape[-2:]
+        short, long = min(h, w), max(h, w)
+        new_short, new_long = edge, int(edge * long / short)
+        size = (new_long, new_short) if w <= h else (new_short, new_long)
+        if size != (h, w):
+            x = torch.nn.functional.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+            x = x.round().clamp(0, 255)
+    if getattr(p, "do_center_crop", True) and p.crop_size:
+        ch, cw = p.crop_size["height"], p.crop_size["width"]
+        top, left = (x.shape[-2] - ch) // 2, (x.shape[-1] - cw) // 2
+        x = x[..., max(top, 0):max(top, 0) + ch, max(left, 0):max(left, 0) + cw]
+    x = x * p.rescale_factor
+    mean = torch.tensor(p.image_mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(p.image_std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
 @dataclass
 class ClipScorer:
     """A loaded CLIP-family model with normalised image/text embeddings and a bounded text cache."""
@@ -66,6 +92,13 @@ class ClipScorer:
             pixels = batch["pixel_values"].to(self.device, self.dtype)
             rows.append(_features(self.model.get_image_features(pixel_values=pixels)).float().cpu())
         embeddings = torch.cat(rows)
+        return embeddings / embeddings.norm(dim=-1, keepdim=True)
+
+    @torch.inference_mode()
+    def embed_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of 8-bit images (N, 3, H, W, uint8), preprocessed on their device."""
+        pixels = clip_pixel_values(images.to(self.device), self.processor.image_processor).to(self.dtype)
+        embeddings = _features(self.model.get_image_features(pixel_values=pixels)).float().cpu()
         return embeddings / embeddings.norm(dim=-1, keepdim=True)
 
     def count_tokens(self, text: str) -> int:

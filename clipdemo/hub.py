@@ -135,7 +135,3 @@ def unreachable_reason(model_id: str, timeout: float = 2.0) -> str | None:
         return f"{constants.ENDPOINT} could not be reached: {detail}"
     return None
 
-
-def hub_model_reachable(model_id: str, timeout: float = 2.0) -> bool:
-    """Can this model be loaded without a long wait? (see unreachable_reason)"""
-    return unreachable_reason(model_id, timeout) is None

@@ -150,14 +150,8 @@ def _bin_name(name: str) -> str:
     return f"{folder}/{file}" if folder else file
 
 
-def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = None, link: bool = False) -> Path:
-    """Put the model saved in folder `saved` into the cache under `repo_id`, laid out as `layout` says.
-
-    `link`: safetensors blobs link to the saved files instead of copying them (for multi-GB models).
-    Returns the repository's cache folder.
-    """
-    layout = layout or LAYOUTS[repo_id]
-    repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
+def layout_files(saved: Path, layout: Layout, link: bool = False) -> tuple[dict, dict]:
+    """(main's files, the conversion revision's files) of a saved folder laid out as `layout` says."""
     main: dict[str, bytes | Path] = {}
     pr: dict[str, bytes | Path] = {}
     for path in sorted(p for p in Path(saved).rglob("*") if p.is_file()):
@@ -173,6 +167,18 @@ def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = N
                 pr[name] = path if link else path.read_bytes()
         else:
             main[name] = path.read_bytes()
+    return main, pr
+
+
+def add_repo(hf_home: Path, repo_id: str, saved: Path, layout: Layout | None = None, link: bool = False) -> Path:
+    """Put the model saved in folder `saved` into the cache under `repo_id`, laid out as `layout` says.
+
+    `link`: safetensors blobs link to the saved files instead of copying them (for multi-GB models).
+    Returns the repository's cache folder.
+    """
+    layout = layout or LAYOUTS[repo_id]
+    repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
+    main, pr = layout_files(saved, layout, link)
     _snapshot(repo, "main", main)
     if pr:
         _snapshot(repo, layout.pr_safetensors, pr)
@@ -197,20 +203,9 @@ def serve_repos(hub, saved: dict[str, Path], layouts: dict[str, Layout] | None =
     loaded: dict[str, dict[str, int]] = {}
     for repo_id, saved_folder in saved.items():
         layout = (layouts or {}).get(repo_id) or LAYOUTS[repo_id]
-        main: dict[str, bytes] = {}
-        for path in sorted(p for p in Path(saved_folder).rglob("*") if p.is_file()):
-            name = path.relative_to(saved_folder).as_posix()
-            if name in layout.drop:
-                continue
-            if path.name in WEIGHTS:
-                if layout.main_weights == "safetensors":
-                    main[name] = path.read_bytes()
-                elif layout.main_weights == "bin":
-                    main[_bin_name(name)] = _as_bin(path)
-                if layout.pr_safetensors:
-                    hub.add_file(repo_id, name, path.read_bytes(), revision=layout.pr_safetensors)
-            else:
-                main[name] = path.read_bytes()
+        main, pr = layout_files(saved_folder, layout)
+        for name, data in pr.items():
+            hub.add_file(repo_id, name, data, revision=layout.pr_safetensors)
         if repo_id == "laion/CLIP-ViT-H-14-laion2B-s32B-b79K":  # PickScore's processor repo: processor files read
             read = {k: len(v) for k, v in main.items() if not k.endswith((".safetensors", ".bin"))}
         else:

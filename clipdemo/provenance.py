@@ -6,11 +6,14 @@ which prompt, seed, models and scores produced it.
 
 from __future__ import annotations
 
+import io
 import json
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from .errors import InputError
 
@@ -42,12 +45,34 @@ def image_metadata(result: Any, item: Any) -> dict:
     }
 
 
-def save_png(image: Image.Image, path_or_file, metadata: dict) -> None:
-    info = PngImagePlugin.PngInfo()
-    text = json.dumps(metadata, ensure_ascii=False)
-    info.add_itxt(KEY, text)
-    info.add_itxt("parameters", text)
-    image.save(path_or_file, format="PNG", pnginfo=info)
+def png_bytes(image: Image.Image) -> bytes:
+    """The PNG of an image without metadata: the costly part (compression), done before the scores exist."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def tagged_png(png: bytes, metadata: dict) -> bytes:
+    """A PNG with its metadata added as iTXt chunks just before IEND (PNG allows text chunks after the data)."""
+    text = json.dumps(metadata, ensure_ascii=False).encode("utf-8")
+    end = png.rindex(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
+    chunks = b"".join(_itxt(key, text) for key in (KEY, "parameters"))  # "parameters" mirrors it for other tools
+    return png[:end] + chunks + png[end:]
+
+
+def _itxt(key: str, text: bytes) -> bytes:
+    # keyword, NUL, uncompressed (0, 0), empty language tag and translated keyword, then UTF-8 text
+    data = key.encode("latin-1") + b"\0\0\0\0\0" + text
+    return struct.pack(">I", len(data)) + b"iTXt" + data + struct.pack(">I", zlib.crc32(b"iTXt" + data))
+
+
+def save_png(image: Image.Image, path_or_file, metadata: dict, encoded: bytes | None = None) -> None:
+    """Write an image with its metadata; `encoded` is its png_bytes when they were made ahead."""
+    data = tagged_png(encoded if encoded is not None else png_bytes(image), metadata)
+    if hasattr(path_or_file, "write"):
+        path_or_file.write(data)
+    else:
+        Path(path_or_file).write_bytes(data)
 
 
 def read_metadata(path: str | Path) -> dict | None:

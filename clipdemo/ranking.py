@@ -1,4 +1,4 @@
-"""Score candidates, sort them best-first, and write them out with a manifest.
+"""Score candidates and sort them best-first.
 
 Scores are computed on the 8-bit image exactly as it is saved (PNG is lossless), so a score in the
 manifest can be reproduced from the file alone. Scores keep full precision; only displays round.
@@ -6,15 +6,13 @@ manifest can be reproduced from the file alone. Scores keep full precision; only
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
 from .generation import Candidate, GenerationRequest
-from .provenance import image_metadata, save_png
 from .scoring import SCORE_KINDS, ClipScorer
 
 
@@ -50,6 +48,7 @@ class RankResult:
     translated_prompt: str | None = None  # what the pipeline saw, when a Chinese prompt was translated
     models: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> {"model", "weights"} that ran
     score_dtypes: dict[str, str] = field(default_factory=dict)  # score kind -> the dtype its model ran in
+    files: Any = None  # generation.output.RunFiles once the run is written
 
     def reduced_precision(self) -> dict[str, str]:
         """The scores computed below fp32 (PickScore in bf16, say), which the manifest and the page name."""
@@ -67,7 +66,7 @@ def rank_candidates(candidates: list[Candidate], prompt: str, scorers: list[tupl
     usable = [c for c in candidates if c.problem is None]
     if rank_by not in {kind for kind, _ in scorers}:
         raise ValueError(f"no scorer named {rank_by!r}")
-    images = [c.image for c in usable]
+    images = candidate_pixels(usable)
     cosines = {kind: model.cosine(images, [prompt])[:, 0] for kind, model in scorers} if usable else {}
     table = {kind: SCORE_KINDS[kind].value(cosines[kind], model.logit_scale).tolist() if usable else []
              for kind, model in scorers}
@@ -81,70 +80,8 @@ def rank_candidates(candidates: list[Candidate], prompt: str, scorers: list[tupl
     return ranked
 
 
-def image_filename(item: RankedImage) -> str:
-    return f"rank{item.rank:02d}_seed{item.seed}.png"
-
-
-def manifest(result: RankResult) -> dict[str, Any]:
-    """The JSON record of a run; `file` entries are relative to the folder the images are written to."""
-    req = result.request
-    return {
-        "prompt": req.prompt,
-        "negative_prompt": req.negative_prompt,
-        "sd_model": result.sd_model,
-        "clip_model": result.clip_model,
-        "steps": req.steps,
-        "guidance": req.guidance,
-        "width": req.width,
-        "height": req.height,
-        "rank_by": result.rank_by,
-        "images": [
-            {
-                "rank": item.rank,
-                "seed": item.seed,
-                "clip_score": item.clip_score,
-                "scores": dict(item.scores),
-                "file": image_filename(item),
-                **({"problem": item.problem} if item.problem else {}),
-                **({"moderation": item.moderation} if item.moderation else {}),
-            }
-            for item in result.images
-        ],
-        "notices": list(result.notices),
-        **({"score_dtypes": dict(result.score_dtypes)} if result.score_dtypes else {}),
-        **({"models": result.models} if result.models else {}),
-        **({"translated_prompt": result.translated_prompt} if result.translated_prompt else {}),
-    }
-
-
-def write_run(result: RankResult, out_dir: str | Path) -> Path:
-    """Write each image and then manifest.json. Each file is written whole, then renamed into place."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for item in result.images:
-        metadata = image_metadata(result, item)
-        _atomic_write(out / image_filename(item), lambda f, im=item.image, m=metadata: save_png(im, f, m))
-    data = json.dumps(manifest(result), ensure_ascii=False, indent=2).encode("utf-8")
-    _atomic_write(out / "manifest.json", lambda f: f.write(data))
-    return out / "manifest.json"
-
-
-def zip_run(out_dir: str | Path, zip_path: str | Path | None = None) -> Path:
-    """A zip of a written run: the ranked PNGs (with their metadata) and manifest.json."""
-    import zipfile
-
-    out = Path(out_dir)
-    zip_path = Path(zip_path) if zip_path else out.with_suffix(".zip")
-    data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.write(out / "manifest.json", "manifest.json")
-        for entry in data["images"]:
-            zf.write(out / entry["file"], entry["file"])
-    return zip_path
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        write(f)
-    tmp.replace(path)
+def candidate_pixels(candidates: list[Candidate]) -> torch.Tensor | list[Image.Image]:
+    """The candidates as one 8-bit batch on the generator's device when they have one, else their PIL images."""
+    if candidates and all(c.pixels is not None for c in candidates):
+        return torch.stack([c.pixels for c in candidates])
+    return [c.image for c in candidates]

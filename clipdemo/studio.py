@@ -125,9 +125,11 @@ class Studio:
     # -- capabilities -----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None,
                  scorer: str = "auto", sd_model: str | None = None, scheduler: str = "default",
-                 should_stop=None, pickscore: bool | None = None) -> RankResult:
-        """Generate N candidates and rank them by score against the prompt as typed (see generation.run)."""
-        return generate(self.models, request, progress, scorer, sd_model, scheduler, should_stop, pickscore)
+                 should_stop=None, pickscore: bool | None = None, out_dir=None, archive=None) -> RankResult:
+        """Generate N candidates and rank them by score against the prompt as typed (see generation.run);
+        with `out_dir`, the run's files are written before it returns."""
+        return generate(self.models, request, progress, scorer, sd_model, scheduler, should_stop, pickscore,
+                        out_dir, archive)
 
     def compare(self, prompt: str, seed: int | None, n: int, a, b, width: int | None = None,
                 height: int | None = None, progress: ProgressFn | None = None,

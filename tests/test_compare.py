@@ -15,7 +15,6 @@ from clipdemo import GenerationRequest, Studio, resolve_settings
 from clipdemo.compare import Setting
 from clipdemo.history import MAX_RUNS, append, next_number, rows, run_from_result
 from clipdemo.provenance import read_metadata
-from clipdemo.ranking import write_run, zip_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,8 +158,8 @@ def test_png_metadata_says_what_was_asked_and_zip_holds_the_run(tiny_sd_dir, tin
     studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
                                      pick_model="none", moderation="on", safety_model="concepts", decoder="full"))
     result = studio.generate(GenerationRequest("a dog wearing glasses", "blurry", n=3, steps=2, guidance=2.5,
-                                               width=96, height=64, seed=5))
-    write_run(result, tmp_path / "run")
+                                               width=96, height=64, seed=5),
+                              out_dir=tmp_path / "run", archive=tmp_path / "all.zip")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     seen_seeds = []
     for entry in manifest["images"]:
@@ -180,8 +179,8 @@ def test_png_metadata_says_what_was_asked_and_zip_holds_the_run(tiny_sd_dir, tin
         assert verdict == entry["moderation"] and "concept" in verdict["checker"]
         assert verdict["flagged"] == (verdict["top_score"] > verdict["threshold"])
     assert sorted(seen_seeds) == [5, 6, 7]
-    archive = zip_run(tmp_path / "run", tmp_path / "all.zip")
-    with zipfile.ZipFile(archive) as zf:
+    assert result.files.archive == tmp_path / "all.zip"
+    with zipfile.ZipFile(result.files.archive) as zf:
         assert sorted(zf.namelist()) == sorted(["manifest.json"] + [e["file"] for e in manifest["images"]])
         assert json.loads(zf.read("manifest.json")) == manifest
 

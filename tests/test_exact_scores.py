@@ -58,12 +58,9 @@ def test_demo_generate_in_bf16_scores_its_pngs_as_fp32_transformers(tmp_path):
     """The manifest's scores against an fp32 rescoring of the saved PNGs (non-square, unequal seeds)."""
     from clipdemo import Studio, resolve_settings
     from clipdemo.generation import GenerationRequest
-    from clipdemo.ranking import write_run
-
     studio = Studio(resolve_settings(preset="demo", dtype="bf16", moderation="off"), allow_fallback=False)
     request = GenerationRequest("a red circle", "", 3, 8, 4.0, 64, 64, 31)
-    result = studio.generate(request)
-    write_run(result, tmp_path)
+    studio.generate(request, out_dir=tmp_path)
     data = json.loads((tmp_path / "manifest.json").read_text())
     files = [tmp_path / entry["file"] for entry in data["images"]]
     expected = clip_score(reference_cosine(DEMO_MODELS_DIR / "demo-clip", files, ["a red circle"])[0][:, 0])

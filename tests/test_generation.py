@@ -22,6 +22,22 @@ def test_n_candidates_with_consecutive_seeds_and_same_seed_same_pixels(studio):
         assert a.image.tobytes() == b.image.tobytes()
 
 
+def test_the_8bit_pixels_are_diffusers_own_rounding_and_the_scored_tensor_holds_them(studio):
+    """The candidate's PNG pixels are what diffusers' numpy output rounds to (its numpy_to_pil rule), and
+    the tensor scored on the device holds exactly those pixels."""
+    import torch
+
+    pipe = studio.pipeline()
+    request = GenerationRequest("a red circle", n=2, seed=8, **SMALL).validated()
+    ours = generate_candidates(pipe, request)
+    plain = pipe("a red circle", num_images_per_prompt=2, num_inference_steps=2, guidance_scale=request.guidance,
+                 width=64, height=64, output_type="np",
+                 generator=[torch.Generator().manual_seed(s) for s in (8, 9)]).images
+    for candidate, image in zip(ours, plain):
+        assert np.array_equal(np.asarray(candidate.image), (image * 255).round().astype(np.uint8))
+        assert np.array_equal(candidate.pixels.permute(1, 2, 0).numpy(), np.asarray(candidate.image))
+
+
 def test_one_candidate_can_be_regenerated_alone(studio):
     pipe = studio.pipeline()
     batch = generate_candidates(pipe, GenerationRequest("a cat", n=3, seed=100, **SMALL).validated())

@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 from clipdemo import GenerationRequest, ModelLoadError, Studio, resolve_settings
-from clipdemo.ranking import write_run
 from tests.multilingual_models import image_embedding, save_tiny_pickscore, save_tiny_safety_checker
 
 REQUEST = GenerationRequest("a red circle", n=4, steps=1, width=64, height=64, seed=12)
@@ -107,7 +106,8 @@ def test_safety_checker_blurs_the_flagged_image_and_threshold_matters(tiny_sd_di
     weights[0] = weight
     checker_dir = save_tiny_safety_checker(tmp_path / "checker", concept_embeddings=concepts, thresholds=weights)
 
-    result = make(tiny_sd_dir, tiny_clip_dir, moderation="on", safety_model=str(checker_dir)).generate(REQUEST)
+    result = make(tiny_sd_dir, tiny_clip_dir, moderation="on", safety_model=str(checker_dir)).generate(
+        REQUEST, out_dir=tmp_path / "run")  # PNGs compressed while scoring; the flagged one again once blurred
     flagged = [item for item in result.images if item.moderation["flagged"]]
     assert [item.seed for item in flagged] == [plain.images[0].seed]
     assert_blurred(flagged[0].image, plain.images[0].image)
@@ -115,9 +115,10 @@ def test_safety_checker_blurs_the_flagged_image_and_threshold_matters(tiny_sd_di
     assert unflagged == {item.seed: item.image.tobytes() for item in plain.images[1:]}  # the others as generated
     assert any("flagged" in n and "blurred" in n for n in result.notices)
     assert "flagged" in flagged[0].caption()
-    write_run(result, tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert [e["moderation"]["flagged"] for e in manifest["images"]].count(True) == 1
+    saved = next(e["file"] for e in manifest["images"] if e["moderation"]["flagged"])
+    assert Image.open(tmp_path / "run" / saved).tobytes() == flagged[0].image.tobytes()  # the blurred one on disk
 
     # A stricter threshold flags more; a laxer one flags nothing.
     strict = make(tiny_sd_dir, tiny_clip_dir, safety_model=str(checker_dir), moderation_threshold=-2.0).generate(REQUEST)

@@ -101,7 +101,7 @@ def test_translate_mode_shows_translation_and_ranks_against_typed_prompt(tiny_sd
     from transformers import AltCLIPModel, AltCLIPProcessor, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from clipdemo.provenance import read_metadata
-    from clipdemo.ranking import manifest, write_run
+    from clipdemo.generation.output import manifest, write_run
 
     studio = make(tiny_sd_dir, tiny_clip_dir, zh_clip_model=str(altclip_dir), zh_mode="translate",
                   translator=str(marian_dir))

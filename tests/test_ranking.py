@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from clipdemo.generation import Candidate, GenerationRequest
-from clipdemo.ranking import RankResult, rank_candidates, write_run
+from clipdemo.ranking import RankResult, rank_candidates
 
 
 def independent_clip_scores(model_dir, images, text):
@@ -57,8 +57,8 @@ def test_broken_images_go_last_without_a_score(studio):
 
 
 def test_written_scores_reproduce_from_the_saved_files(studio, tmp_path):
-    result = studio.generate(GenerationRequest("a red circle", n=2, seed=11, steps=1, width=64, height=64))
-    write_run(result, tmp_path)
+    result = studio.generate(GenerationRequest("a red circle", n=2, seed=11, steps=1, width=64, height=64),
+                             out_dir=tmp_path)
     data = json.loads((tmp_path / "manifest.json").read_text())
     for entry in data["images"]:
         saved = Image.open(tmp_path / entry["file"]).convert("RGB")

@@ -29,15 +29,19 @@ def test_on_gpu_wraps_the_gpu_handlers_with_spaces_gpu(studio, monkeypatch):
         return "ran"
 
     assert common.on_gpu(handler) is spaces.GPU(handler)  # off ZeroGPU, spaces.GPU hands back the function
-    wrapped, ran = [], []
+    assert common.on_gpu(handler, lambda: 30) is handler  # with a duration too
+    wrapped, ran, asked = [], [], []
 
-    def gpu(fn):  # stands in for ZeroGPU's wrapper: records what it wraps and what runs through it
-        wrapped.append(fn.__name__)
+    def gpu(task=None, *, duration=None):  # stands in for ZeroGPU's wrapper: records what it wraps, runs, asks
+        if task is None:
+            return functools.partial(gpu, duration=duration)
+        wrapped.append(task.__name__)
 
-        @functools.wraps(fn)
+        @functools.wraps(task)
         def run(*args, **kwargs):
-            ran.append(fn.__name__)
-            return fn(*args, **kwargs)
+            ran.append(task.__name__)
+            asked.append(duration(*args, **kwargs) if callable(duration) else duration)
+            return task(*args, **kwargs)
 
         return run
 
@@ -53,11 +57,25 @@ def test_on_gpu_wraps_the_gpu_handlers_with_spaces_gpu(studio, monkeypatch):
     assert sorted(wrapped) == ["bench", "compare", "generate"]  # the handlers that use the GPU, and only those
     demo.queue(max_size=4)
     try:
-        gallery, *_ = Client(launch_local(demo), verbose=False).predict("a red circle", "", 2, 1, 0, 64, 64, "1",
-                                                                        api_name="/generate")
+        client = Client(launch_local(demo), verbose=False)
+        gallery, *_ = client.predict("a red circle", "", 2, 1, 0, 64, 64, "1", api_name="/generate")
+        with pytest.raises(Exception, match="prompt"):  # refused at once, after asking for its GPU time
+            client.predict("", "", 8, 100, 0, 1024, 1024, "1", api_name="/generate")
     finally:
         demo.close()
-    assert len(gallery) == 2 and ran == ["handler", "generate"]
+    assert len(gallery) == 2 and ran == ["handler", "generate", "generate"]
+    # ZeroGPU is asked for time by each click's own size: the least for 2 tiny images, the most for 8 large ones.
+    assert asked == [None, 20, 120]
+
+
+def test_the_gpu_time_grows_with_candidates_steps_and_pixels():
+    from clipdemo.generation import gpu_seconds
+
+    base = gpu_seconds(2, 4, 512, 512)
+    assert gpu_seconds(4, 4, 512, 512) > base and gpu_seconds(2, 8, 512, 512) > base
+    assert gpu_seconds(2, 4, 768, 768) > base
+    assert gpu_seconds(1, 1, 64, 64) == 20 and gpu_seconds(8, 100, 2048, 2048) == 120  # the platform's range
+    assert gpu_seconds(None, "x", 512, 512) == gpu_seconds(8, 100, 512, 512)  # bad input: the largest allowed
 
 
 def wait_for_server(url: str, server: subprocess.Popen, log: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import write_atomic
 from ..errors import InputError
 
 
@@ -80,11 +81,7 @@ def read_rows(path: str | Path) -> list[ResultRow]:
 
 def write_rows(path: str | Path, rows: list[ResultRow]) -> None:
     """Replace the file with these rows, written whole and then renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    text = "".join(json.dumps(r.as_json(), ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(json.dumps(r.as_json(), ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
 
 
 def drop_partial_line(path: Path) -> None:

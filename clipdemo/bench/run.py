@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import InputError
 from ..generation.request import MAX_SEED
+from ..files import write_atomic
 from ..provenance import image_metadata, save_png
 from .prompts import Prompt, file_stem, load_prompts
 from .results import ResultRow, append_row, read_rows, write_rows
@@ -140,10 +141,7 @@ def generate_one(studio: Studio, item: WorkItem, out: Path, scorer: str) -> tupl
     metadata = {**image_metadata(result, image), "bench_setting": setting.name, "prompt_id": prompt.id}
     path = out / file
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        save_png(image.image, f, metadata)
-    tmp.replace(path)  # a killed run never leaves half a PNG under the row's name
+    write_atomic(path, lambda tmp: save_png(image.image, tmp, metadata))  # never half a PNG under the row's name
     row = ResultRow(setting.name, prompt.id, prompt.prompt, item.seed, dict(image.scores), file, prompt.category,
                     prompt.source)
     return row, result.notices

@@ -17,7 +17,7 @@ from ..errors import InputError, ModelLoadError
 from ..generation import GenerationRequest
 from ..images import load_image
 from ..options import OPTIONS, in_scope
-from ..ranking import manifest, write_run
+from ..generation.output import manifest
 from ..studio import SCORER_CHOICES, Studio
 from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
 from .score import add_parser as add_score_parser, cmd_score
@@ -118,8 +118,8 @@ def cmd_generate(args, studio: Studio) -> int:
     )
     request = request.validated()
     studio.await_models(request.prompt)  # each model's download as a bar on stderr, before anything loads
-    result = studio.generate(request, scorer=args.scorer)
-    path = write_run(result, args.out)
+    result = studio.generate(request, scorer=args.scorer, out_dir=args.out)
+    path = result.files.manifest
     print_notices(result.notices)
     if args.json:
         print(json.dumps(manifest(result), ensure_ascii=False, indent=2))

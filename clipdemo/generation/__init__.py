@@ -7,7 +7,8 @@ assembly; translate: zh→en prompts; run: one whole generate, step by step (imp
 
 from .candidates import Candidate, PromptCache, check_output, generate_candidates, generate_within_memory
 from .request import (MAX_CANDIDATES, MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest,
-                      ProgressFn)
+                      ProgressFn, gpu_seconds)
 
 __all__ = ["Candidate", "GenerationRequest", "MAX_CANDIDATES", "MAX_GUIDANCE", "MAX_SEED", "MAX_SIZE", "MAX_STEPS",
-           "MIN_SIZE", "ProgressFn", "PromptCache", "check_output", "generate_candidates", "generate_within_memory"]
+           "MIN_SIZE", "ProgressFn", "PromptCache", "check_output", "generate_candidates", "generate_within_memory",
+           "gpu_seconds"]

@@ -26,13 +26,15 @@ class Candidate:
     seed: int
     image: Image.Image
     problem: str | None = None  # e.g. "the model produced NaN values"; such images are not ranked
+    pixels: torch.Tensor | None = None  # the same 8-bit image (3, H, W) on the generator's device, for scoring
 
 
-def check_output(pixels: np.ndarray) -> str | None:
-    """Say what is wrong with a generated image, or None when it looks like a real picture."""
-    if not np.isfinite(pixels).all():
+def check_output(pixels: np.ndarray | torch.Tensor) -> str | None:
+    """Say what is wrong with a generated image (values in [0, 1]), or None when it looks like a real picture."""
+    x = torch.as_tensor(pixels)
+    if not torch.isfinite(x).all():
         return "the model produced NaN values (try fp32 with --dtype fp32)"
-    if pixels.max() <= 1.0 / 255:
+    if x.max() <= 1.0 / 255:
         return "the model produced an all-black image"
     return None
 
@@ -73,17 +75,21 @@ def generate_candidates(
             width=request.width,
             height=request.height,
             generator=generators,
-            output_type="np",
+            output_type="pt",  # stays on the device: quantised and scored there
             callback_on_step_end=on_step_end,
         )
-    return [to_candidate(seed, pixels) for seed, pixels in zip(seeds, output.images)]
+    return to_candidates(seeds, output.images)
 
 
-def to_candidate(seed: int, pixels: np.ndarray) -> Candidate:
-    """The 8-bit image of one output, with what is wrong with it (NaNs become black, not an error)."""
-    clean = np.nan_to_num(pixels, nan=0.0).clip(0, 1)
-    return Candidate(seed=seed, image=Image.fromarray((clean * 255).round().astype(np.uint8)),
-                     problem=check_output(pixels))
+def to_candidates(seeds: list[int], images: torch.Tensor) -> list[Candidate]:
+    """The 8-bit images of a batch (N, 3, H, W) in [0, 1], quantised on its device: exactly the pixels each PNG holds.
+
+    NaNs become black and are reported, not raised.
+    """
+    x = images.float()
+    pixels = (x.nan_to_num(0.0).clamp(0, 1) * 255).round().to(torch.uint8)
+    host = pixels.permute(0, 2, 3, 1).cpu().numpy()
+    return [Candidate(seed, Image.fromarray(host[i]), check_output(x[i]), pixels[i]) for i, seed in enumerate(seeds)]
 
 
 class PromptCache:

@@ -17,6 +17,12 @@ MAX_GUIDANCE = 30.0
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_SEED = 2**32 - 1 - MAX_CANDIDATES
 
+# ZeroGPU: a call asks for the GPU time it may need; the Space's platform caps a request at two minutes.
+GPU_SECONDS_MIN, GPU_SECONDS_MAX = 20, 120
+GPU_SECONDS_FIXED = 15.0  # moving the models in, encoding the prompt, scoring, writing the PNGs
+GPU_SECONDS_PER_STEP_MEGAPIXEL = 2.0  # one UNet step of one image, per million pixels, with room to spare
+GPU_SECONDS_PER_DECODE_MEGAPIXEL = 2.0
+
 # Called as progress(step, total_steps) after each denoising step.
 ProgressFn = Callable[[int, int], None]
 
@@ -67,3 +73,20 @@ def _as_int(value: Any, name: str) -> int:
     if not np.isfinite(number) or number != int(number):
         raise InputError(f"The {name} must be a whole number (got {value!r}).")
     return int(number)
+
+
+def gpu_seconds(n: Any, steps: Any, width: Any, height: Any) -> int:
+    """The GPU time a ZeroGPU call asks for: grows with candidates, steps and pixels, within the platform's range.
+
+    Takes the raw inputs of a form (invalid ones count as the largest allowed); validation happens inside.
+    """
+    def number(value: Any, largest: int) -> float:
+        try:
+            return min(max(float(value), 1.0), largest)
+        except (TypeError, ValueError):
+            return largest
+
+    n, steps = number(n, MAX_CANDIDATES), number(steps, MAX_STEPS)
+    megapixels = number(width, MAX_SIZE) * number(height, MAX_SIZE) / 1e6
+    work = n * megapixels * (steps * GPU_SECONDS_PER_STEP_MEGAPIXEL + GPU_SECONDS_PER_DECODE_MEGAPIXEL)
+    return int(min(max(GPU_SECONDS_FIXED + work, GPU_SECONDS_MIN), GPU_SECONDS_MAX))

@@ -1,4 +1,4 @@
-"""One generate, top to bottom: validate, score, pick the pipeline, generate, rank, moderate, report.
+"""One generate, top to bottom: validate, score, pick the pipeline, generate, rank, moderate, report, write.
 
 Each step is a small function below `generate`; the result is built once, at the end.
 """
@@ -6,6 +6,7 @@ Each step is a small function below `generate`; the result is built once, at the
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InputError
@@ -15,6 +16,7 @@ from ..scorers import prompt_notices, ranking_scorers, scorer_for
 from ..scoring import ClipScorer
 from ..text import has_cjk
 from .candidates import Candidate, generate_within_memory
+from .output import encode_ahead, write_run
 from .pipeline import generation_models, with_scheduler
 from .request import GenerationRequest, ProgressFn
 from .translate import translate
@@ -25,11 +27,13 @@ if TYPE_CHECKING:
 
 def generate(models: ModelRegistry, request: GenerationRequest, progress: ProgressFn | None = None,
              scorer: str | None = "auto", sd_model: str | None = None, scheduler: str = "default",
-             should_stop: Callable[[], bool] | None = None, pickscore: bool | None = None) -> RankResult:
+             should_stop: Callable[[], bool] | None = None, pickscore: bool | None = None,
+             out_dir: str | Path | None = None, archive: str | Path | None = None) -> RankResult:
     """Generate N candidates and rank them by score against the prompt as typed.
 
     `sd_model` picks another configured pipeline (Compare tab); `scheduler` swaps its sampler;
     `pickscore` also scores with PickScore (None: the server's default, see `scorers.pickscore_default`).
+    With `out_dir` the run's PNGs and manifest (and with `archive` a zip) are written before it returns.
     """
     # 1. Validate the request and the chosen model, before anything loads.
     request = request.validated()
@@ -47,6 +51,7 @@ def generate(models: ModelRegistry, request: GenerationRequest, progress: Progre
     if fewer:
         notices.append(fewer)
         request = replace(request, n=len(candidates))
+    encoded = encode_ahead(candidates) if out_dir is not None else None  # while scoring
     # 5. Rank against the prompt as typed, not its translation.
     ranked, rank_by, kinds, more = rank(models, candidates, request.prompt, clip, pickscore)
     notices += more
@@ -54,8 +59,13 @@ def generate(models: ModelRegistry, request: GenerationRequest, progress: Progre
     checker, more = moderator(models)
     notices += more + moderate_ranked(ranked, checker)
     # 7. The result, built once.
-    return RankResult(request, model_id, clip.name, ranked, notices, translated_prompt=translation, rank_by=rank_by,
-                      models=sources(models, model_id, clip, kinds, checker, translation), score_dtypes=kinds)
+    result = RankResult(request, model_id, clip.name, ranked, notices, translated_prompt=translation,
+                        rank_by=rank_by, models=sources(models, model_id, clip, kinds, checker, translation),
+                        score_dtypes=kinds)
+    # 8. Its files, when asked for: written before the result is returned.
+    if out_dir is not None:
+        result.files = write_run(result, out_dir, encoded, archive)
+    return result
 
 
 def check_model(models: ModelRegistry, sd_model: str | None) -> None:

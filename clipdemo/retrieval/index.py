@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from ..datasets import _image_files
 from ..embedding import embed_images
 from ..errors import InputError
+from ..files import write_atomic
 from ..loading import display_name
 from ..scoring import ClipScorer
 
@@ -148,9 +149,7 @@ def save_index(index: ImageIndex, out: Path) -> None:
                                              encoding="utf-8"),
     }
     for name, write in staged.items():
-        tmp = out / f".{name}.tmp"
-        write(tmp)
-        os.replace(tmp, out / name)
+        write_atomic(out / name, write)
 
 
 def check_same_model(index: ImageIndex, scorer: ClipScorer, what: str = "this query") -> None:

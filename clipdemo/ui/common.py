@@ -100,13 +100,27 @@ class StopFlags:
             flag.set()
 
 
-def on_gpu(fn):
-    """On ZeroGPU Spaces, run fn with a GPU attached (spaces.GPU); elsewhere, unchanged."""
+def on_gpu(fn, duration: Callable[..., int] | None = None):
+    """On ZeroGPU Spaces, run fn with a GPU attached (spaces.GPU) for `duration(*fn's inputs)` seconds, or the
+    platform's default; elsewhere, fn unchanged."""
     try:
         import spaces
     except ImportError:
         return fn
-    return spaces.GPU(fn)
+    if duration is None:
+        return spaces.GPU(fn)
+    return spaces.GPU(duration=with_inputs_of(fn, duration))(fn)
+
+
+def with_inputs_of(fn: Callable, estimate: Callable[..., int]) -> Callable[..., int]:
+    """`estimate` called with the inputs of a call to fn that it names (spaces.GPU passes all of them)."""
+    signature, wanted = inspect.signature(fn), set(inspect.signature(estimate).parameters)
+
+    def seconds(*args, **kwargs) -> int:
+        given = signature.bind_partial(*args, **kwargs).arguments
+        return estimate(**{name: value for name, value in given.items() if name in wanted})
+
+    return seconds
 
 
 def auth_from_env(value: str | None) -> tuple[str, str] | None:
@@ -143,14 +157,23 @@ def prune(folder: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
-def write_run_files(result) -> tuple[list, str]:
-    """Write the run's PNGs (with provenance metadata) and its zip; gallery items and the zip's path."""
-    from ..ranking import image_filename, write_run, zip_run
-
+def new_run() -> tuple[Path, Path]:
+    """A fresh folder for a run's files and the path of its zip; the oldest runs make room."""
     runs = Path(tempfile.gettempdir()) / "clipdemo-runs"
     prune(runs, 2 * KEEP_RUNS)  # a folder and a zip per run
     out = runs / uuid.uuid4().hex
-    write_run(result, out)
-    archive = zip_run(out, out.parent / f"{out.name}.zip")
-    gallery = [(str(out / image_filename(item)), item.caption()) for item in result.images]
-    return gallery, str(archive)
+    return out, out.parent / f"{out.name}.zip"
+
+
+def gallery_of(result) -> list[tuple[str, str]]:
+    """The written run's images as gallery items (path, caption), best first."""
+    return [(str(path), item.caption()) for path, item in zip(result.files.images, result.images)]
+
+
+def write_run_files(result) -> list[tuple[str, str]]:
+    """Write a run that came back without files (Compare's two sides); its gallery items."""
+    from ..generation.output import write_run
+
+    out, _ = new_run()
+    result.files = write_run(result, out)
+    return gallery_of(result)

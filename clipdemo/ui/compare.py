@@ -6,7 +6,7 @@ import gradio as gr
 
 from ..compare import SCHEDULERS, Setting
 from ..errors import InputError
-from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, gpu_seconds
 from ..history import run_from_result
 from .common import bind, on_gpu, show_notices, user_errors, write_run_files
 from .formatting import compare_rows, compare_summary, score_name, setting_title, shown
@@ -29,14 +29,22 @@ def compare(studio, prompt: str, seed: str, num_candidates: int, width: int, hei
     progress(0, desc="Generating A and B")
     result = studio.compare(prompt, seed_value, num_candidates, a, b, int(width), int(height), scorer=scorer)
     show_notices(list(dict.fromkeys(result.a.notices + result.b.notices)))
-    gallery_a, _ = write_run_files(result.a)
-    gallery_b, _ = write_run_files(result.b)
+    gallery_a, gallery_b = write_run_files(result.a), write_run_files(result.b)
     figure = score_distributions(result.scores(result.a), result.scores(result.b),
                                  (setting_title("A", model_a, a), setting_title("B", model_b, b)),
                                  score_name(result.key))
     runs = [run_from_result(0, "compare A", result.a, a.scheduler, model_a, [p for p, _ in gallery_a]),
             run_from_result(0, "compare B", result.b, b.scheduler, model_b, [p for p, _ in gallery_b])]
     return gallery_a, gallery_b, compare_summary(result), compare_rows(result), figure, runs
+
+
+def gpu_time(num_candidates=None, width=None, height=None, steps_a=None, steps_b=None) -> int:
+    """The ZeroGPU seconds a comparison asks for: both settings' steps on the same seeds."""
+    try:
+        steps = int(steps_a) + int(steps_b)
+    except (TypeError, ValueError):
+        steps = None
+    return gpu_seconds(num_candidates, steps, width, height)
 
 
 def build_compare(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency, gr.State]:
@@ -74,7 +82,7 @@ def build_compare(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency
             plot = gr.Plot(label="Score distributions")
         table = gr.Dataframe(headers=["seed", "A", "B"], label="Scores per seed", interactive=False)
         runs = gr.State(None)
-        event = go.click(user_errors(on_gpu(bind(compare, studio))),
+        event = go.click(user_errors(on_gpu(bind(compare, studio), gpu_time)),
                          [prompt, seed, n, width, height, *sides[0], *sides[1], scorer_choice],
                          [gallery_a, gallery_b, summary, table, plot, runs], api_name="compare", concurrency_limit=1)
     return event, runs

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from ..errors import Cancelled
-from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest
+from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest, gpu_seconds
 from ..history import run_from_result
-from .common import StopFlags, bind, on_gpu, session_of, show_notices, user_errors, write_run_files
+from .common import StopFlags, bind, gallery_of, new_run, on_gpu, session_of, show_notices, user_errors
 from .formatting import describe_run, ranking_table, shown
 
 
@@ -41,13 +41,20 @@ def generate(
 
     stop_flag = stop_flags.arm(session_of(request))
     try:
-        result = studio.generate(job, on_step, scorer=scorer, should_stop=stop_flag.is_set, pickscore=pickscore)
+        out, archive = new_run()
+        result = studio.generate(job, on_step, scorer=scorer, should_stop=stop_flag.is_set, pickscore=pickscore,
+                                 out_dir=out, archive=archive)
     except Cancelled:
         raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
     show_notices(result.notices)
-    gallery, archive = write_run_files(result)
+    gallery = gallery_of(result)
     run = run_from_result(0, "generate", result, model_label=shown(result.sd_model), files=[p for p, _ in gallery])
-    return gallery, ranking_table(result), describe_run(result), archive, run
+    return gallery, ranking_table(result), describe_run(result), str(result.files.archive), run
+
+
+def gpu_time(num_candidates=None, steps=None, width=None, height=None) -> int:
+    """The ZeroGPU seconds one click asks for, from its own settings."""
+    return gpu_seconds(num_candidates, steps, width, height)
 
 
 def show_stop(stop_flags: StopFlags, request: gr.Request = None):
@@ -111,7 +118,7 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
         last_run = gr.State(None)
         gen_event = go.click(bind(show_stop, stop_flags), None, stop_button, queue=False,
                              api_visibility="private")
-        gen_event = gen_event.then(user_errors(on_gpu(bind(generate, studio, stop_flags))),
+        gen_event = gen_event.then(user_errors(on_gpu(bind(generate, studio, stop_flags), gpu_time)),
                                    [prompt, negative, n, steps, guidance, width, height, seed, scorer_choice,
                                     pickscore],
                                    [gallery, ranking, info, download, last_run], api_name="generate",

@@ -1,0 +1,19 @@
+"""Writing files whole: a reader (or a killed process) never sees half a file under its real name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+
+def write_atomic(path: str | Path, data: bytes | str | Callable[[Path], None]) -> Path:
+    """Write bytes, text (UTF-8) or whatever `data(tmp_path)` writes to a hidden file, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    if callable(data):
+        data(tmp)
+    else:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+    return path

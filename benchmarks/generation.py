@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from clipdemo.speedups.attention import CPUBlockedAttnProcessor, use_fast_cpu_attention
@@ -270,7 +271,9 @@ def run() -> dict:
     generate_four()
     result4 = generate_four()
     scorer = studio.scorer()
-    candidates = [Candidate(seed=i, image=item.image) for i, item in enumerate(result4.images)]
+    # As generate hands them over: the 8-bit batch on the device, scored there.
+    candidates = [Candidate(seed=i, image=item.image, pixels=torch.from_numpy(np.array(item.image)).permute(2, 0, 1)
+                            .to(DEVICE)) for i, item in enumerate(result4.images)]
 
     def rerank_three_times():  # a new prompt each time: its embedding is not cached
         for _ in range(3):

@@ -189,7 +189,8 @@ def compile_on_off() -> dict:
     request = GenerationRequest("a red circle", n=4, steps=20, guidance=4.0, width=64, height=64, seed=0)
     times = {}
     for compiled in (False, True):
-        studio = Studio(resolve_settings(preset="demo", compile=compiled, moderation="off", device=DEVICE))
+        studio = Studio(resolve_settings(preset="demo", compile="on" if compiled else "off", moderation="off",
+                                         device=DEVICE))
         studio.pipeline().set_progress_bar_config(disable=True)
         start = time.perf_counter()
         studio.generate(request)  # the first call compiles

@@ -134,7 +134,9 @@ class Settings:
     moderation_concepts: tuple[str, ...] = _default("moderation_concepts")
     moderation_neutral: tuple[str, ...] = ()  # a preset's counter-concepts for the concept check
     decoder: str = _default("decoder")
-    compile: bool = _default("compile")
+    compile: str = _default("compile")
+    compile_mode: str = _default("compile_mode")
+    channels_last: bool = _default("channels_last")
     cpu_offload: bool = _default("cpu_offload")
     fast_conv: bool = _default("fast_conv")
     fast_attention: bool = _default("fast_attention")

@@ -26,6 +26,8 @@ ZH_MODES = ("translate", "native")
 MODERATION_MODES = ("auto", "on", "off")
 RANK_KEYS = ("clip", "pickscore")
 PICKSCORE_MODES = ("auto", "on", "off")
+COMPILE_CHOICES = ("auto", "on", "off")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -112,7 +114,12 @@ OPTIONS: tuple[Option, ...] = (
            "variable; default: a built-in list)", default=(), kind="list", scope="generation", preset=True),
     Option("decoder", "auto (TAESD on the CPU), taesd, full, or an AutoencoderTiny folder", default="auto",
            kind="model", model="tiny decoder (TAESD)", scope="generation"),
-    Option("compile", "torch.compile the UNet; slow first call", default=False, kind="bool", scope="generation"),
+    Option("compile", "torch.compile the UNet and the decoder: auto is on with a GPU (warmed up once at start) "
+           "and off on the CPU", default="auto", choices=COMPILE_CHOICES, kind="choice", scope="generation"),
+    Option("compile_mode", "torch.compile's mode with --compile: default, reduce-overhead (CUDA graphs on a "
+           "GPU) or max-autotune", default="default", choices=COMPILE_MODES, kind="choice", scope="generation"),
+    Option("channels_last", "channels-last memory layout for the UNet and decoder on CUDA (ignored on the CPU)",
+           default=False, kind="bool", scope="generation"),
     Option("cpu_offload", "move idle models to the CPU, for small GPUs", default=False, kind="bool",
            scope="generation"),
     Option("fast_conv", "Winograd/im2col CPU convolutions: faster, same images to fp32 rounding; "

@@ -21,6 +21,7 @@ from .generation import GenerationRequest, ProgressFn
 from .generation import pipeline as pipelines
 from .generation.run import generate
 from .generation.translate import translate
+from .generation.warmup import WarmUp, start_warm_up
 from .loading import pick_device, pick_dtype
 from .models import ModelRegistry, with_demo_fallback
 from .moderation import ConceptChecker, SafetyChecker, Verdict, default_checker, moderate, moderator
@@ -50,6 +51,7 @@ class Studio:
         dtype = pick_dtype(device, settings.dtype)
         # The registry's notices are shown in the page header and printed by the CLI.
         self.models = ModelRegistry(default_checker(settings, device), device, dtype, [notice] if notice else [])
+        self.warm_up = WarmUp()  # the compiled UNet's first call, made at start (see start_warm_up)
         if device.type == "cpu":
             keep_freed_buffers()  # big activations reuse memory instead of faulting in new pages each call
 
@@ -79,6 +81,10 @@ class Studio:
     def start_downloads(self) -> None:
         """Fetch the Hub models in the background now, so the first click does not wait for them all."""
         self.models.start_downloads()
+
+    def start_warm_up(self):
+        """With compile on (auto: on a GPU), compile at the default settings in the background; the thread or None."""
+        return start_warm_up(self.models, self.warm_up)
 
     def downloads(self):
         """Each Hub model's download state (clipdemo.downloads.ModelDownload), for the page."""

@@ -83,3 +83,32 @@ def test_nan_and_black_outputs_are_named():
     assert "NaN" in check_output(np.full((8, 8, 3), np.nan))
     assert "black" in check_output(np.zeros((8, 8, 3)))
     assert check_output(np.random.default_rng(0).random((8, 8, 3))) is None
+
+
+def test_compile_is_on_by_default_on_a_gpu_only_and_the_warm_up_runs_once_at_the_defaults(monkeypatch):
+    import torch
+
+    from clipdemo import Studio, resolve_settings
+    from clipdemo.generation.pipeline import assemble
+    from clipdemo.generation.warmup import WarmUp, compile_enabled, warm_up
+
+    auto = resolve_settings(preset="demo")
+    assert auto.compile == "auto"
+    assert compile_enabled(auto, torch.device("cuda")) and not compile_enabled(auto, torch.device("cpu"))
+    assert compile_enabled(resolve_settings(preset="demo", compile="on"), torch.device("cpu"))
+    assert not compile_enabled(resolve_settings(preset="demo", compile="off"), torch.device("cuda"))
+
+    studio = Studio(resolve_settings(preset="demo", moderation="off", channels_last=True), allow_fallback=False)
+    assert studio.start_warm_up() is None and studio.warm_up.state == "idle"  # CPU, auto: nothing to compile
+    pipe = studio.pipeline()
+    assert pipe.unet.conv_in.weight.is_contiguous()  # channels-last is for CUDA; the CPU path is unchanged
+    compiled = assemble(pipe, None, resolve_settings(preset="demo", compile="on", compile_mode="max-autotune"),
+                        torch.device("cpu"), torch.float32)
+    assert isinstance(compiled.unet, torch._dynamo.eval_frame.OptimizedModule)  # lazy: compiles on first call
+
+    asked = []  # the warm-up is one ordinary generate at the page's defaults
+    real = studio.models.pipeline
+    monkeypatch.setattr(studio.models, "pipeline", lambda model_id: asked.append(model_id) or real(model_id))
+    status = WarmUp()
+    warm_up(studio.models, status)
+    assert status.state == "done" and "Warmed up" in status.line and len(asked) == 1

@@ -33,12 +33,12 @@ def test_every_option_has_its_flag_on_serve_and_the_flag_reaches_settings():
     serve_help = parser._subparsers._group_actions[0].choices["serve"].format_help()
     for option in OPTIONS:
         assert option.flag in serve_help and option.env in serve_help, option.name
-    args = parser.parse_args(["serve", "--clip-model", "a/clip", "--no-fast-conv", "--compile",
+    args = parser.parse_args(["serve", "--clip-model", "a/clip", "--no-fast-conv", "--compile", "on",
                               "--moderation-threshold", "0.3", "--compare-models", "x/one", "x/two",
                               "--pickscore", "on"])
     s = settings_from(args)
     assert (s.clip_model, s.fast_conv, s.compile, s.moderation_threshold, s.compare_models, s.pickscore) == (
-        "a/clip", False, True, 0.3, ("x/one", "x/two"), "on")
+        "a/clip", False, "on", 0.3, ("x/one", "x/two"), "on")
     assert s.sources["clip_model"] == "flag" and s.explicit("clip_model")
     assert s.sources["sd_model"] == "preset" and not s.explicit("sd_model")
 
@@ -51,17 +51,18 @@ def test_classify_takes_only_the_settings_it_uses():
 
 
 def test_environment_values_are_parsed_by_kind_and_recorded_as_env():
-    env = {"CLIPDEMO_COMPILE": "yes", "CLIPDEMO_FAST_ATTENTION": "off", "CLIPDEMO_MODERATION_THRESHOLD": "0.25",
+    env = {"CLIPDEMO_COMPILE": "on", "CLIPDEMO_FAST_ATTENTION": "off", "CLIPDEMO_MODERATION_THRESHOLD": "0.25",
            "CLIPDEMO_MODERATION_CONCEPTS": "red cross, , purple star", "CLIPDEMO_PICK_MODEL": "none"}
     s = resolve_settings(env=env)
-    assert (s.compile, s.fast_attention, s.moderation_threshold) == (True, False, 0.25)
+    assert (s.compile, s.fast_attention, s.moderation_threshold) == ("on", False, 0.25)
     assert s.moderation_concepts == ("red cross", "purple star")
     assert s.pick_model == "none" and s.sources["pick_model"] == "env" and s.explicit("pick_model")
     assert s.sources["translator"] == "default" and not s.explicit("translator")
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"CLIPDEMO_COMPILE": "maybe"}, "CLIPDEMO_COMPILE must be one of"),
+    ({"CLIPDEMO_COMPILE": "maybe"}, "Unknown compile 'maybe'. Choose one of: auto, on, off."),
+    ({"CLIPDEMO_CHANNELS_LAST": "maybe"}, "CLIPDEMO_CHANNELS_LAST must be one of"),
     ({"CLIPDEMO_MODERATION_THRESHOLD": "high"}, "CLIPDEMO_MODERATION_THRESHOLD must be a number"),
     ({"CLIPDEMO_ZH_MODE": "pinyin"}, "Unknown zh-mode 'pinyin'. Choose one of: translate, native."),
     ({"CLIPDEMO_RANK_BY": "likes"}, "Unknown rank-by 'likes'"),

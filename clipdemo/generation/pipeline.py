@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..loading import ModelSpec, has_sd_latents
 from ..speedups.attention import use_fast_cpu_attention
 from ..speedups.fastconv import use_fast_cpu_convolutions
+from .warmup import compile_enabled
 
 SCHEDULERS = {
     "default": None,
@@ -61,15 +62,20 @@ def assemble(base: Any, decoder: Any | None, settings: Settings, device: torch.d
     # from_pipe casts every component to its dtype argument, fp32 when none is given, in place: without
     # it the shared UNet and TAESD would silently leave bf16/fp16.
     pipe = base if decoder is None else type(base).from_pipe(base, vae=decoder, dtype=dtype)
-    cpu = device.type == "cpu" and not settings.compile  # torch.compile picks its own kernels
+    compiled = compile_enabled(settings, device)
+    cpu = device.type == "cpu" and not compiled  # torch.compile picks its own kernels
     # fp32 or bf16 on the CPU: faster convolution algorithms, same images.
     fast_conv = settings.fast_conv and cpu and dtype in (torch.float32, torch.bfloat16)
     for model in (pipe.unet, pipe.vae):
         use_fast_cpu_convolutions(model, enabled=fast_conv)
     # bf16 on the CPU: attention as blocked bf16 matrix multiplies instead of the fp32-bound fused kernel.
     use_fast_cpu_attention(pipe.unet, enabled=settings.fast_attention and cpu and dtype == torch.bfloat16)
-    if settings.compile:
-        pipe.unet = torch.compile(pipe.unet)
+    if settings.channels_last and device.type == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if compiled:  # shapes turn dynamic after the first change of size or batch, not one graph per slider value
+        pipe.unet = torch.compile(pipe.unet, mode=settings.compile_mode)
+        pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=settings.compile_mode)
     if settings.cpu_offload and device.type == "cuda":
         pipe.enable_model_cpu_offload()
     return pipe

@@ -30,9 +30,10 @@ QUEUE_SIZE = 32  # requests waiting per event beyond this get a clean "queue ful
 
 def download_status(studio: Studio):
     """The models panel, refreshed each second while a download runs; the timer stops once all are settled."""
-    statuses = studio.downloads()
-    busy = any(s.state in ("waiting", "downloading") for s in statuses)
-    return gr.Markdown(downloads_markdown(statuses), visible=bool(statuses)), gr.Timer(active=busy)
+    statuses, warming = studio.downloads(), studio.warm_up
+    busy = any(s.state in ("waiting", "downloading") for s in statuses) or warming.state == "running"
+    text = "\n\n".join(part for part in (downloads_markdown(statuses) if statuses else "", warming.line) if part)
+    return gr.Markdown(text, visible=bool(text)), gr.Timer(active=busy)
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -71,6 +72,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
 
     limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
     studio.start_downloads()  # before the page is served: the first visitor finds them under way
+    studio.start_warm_up()  # compile on (a GPU by default): its slow first call is made here, not by a visitor
     demo = build_app(studio)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     return demo.launch(

@@ -6,7 +6,7 @@ import os as _os
 _os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 _os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .config import Settings, resolve_settings  # noqa: E402
 from .errors import InputError, ModelLoadError  # noqa: E402

@@ -9,7 +9,6 @@ offline cache whose weights sit only on the Hub's safetensors-conversion revisio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 
 def is_local(model_id: str) -> bool:
@@ -61,38 +60,6 @@ def cached_conversion(model_id: str) -> tuple[str, Path, Path] | None:
         if any((snapshot / name).is_file() for name in SAFETENSORS_FILES[:2]):
             return f"refs/pr/{ref.name}", main, snapshot
     return None
-
-
-def load_pretrained(cls, model_id: str, role: str = "model", kind: str = "model", **kwargs) -> tuple[Any, str]:
-    """(cls.from_pretrained(model_id), which weights it read), with transformers' default weights choice.
-
-    A Hub id is fetched first (clipdemo.downloads: only the files the loader reads, with progress) and loaded
-    from its cache folder. Offline, a repository without weights on main in the cache (config on main,
-    safetensors only on the conversion revision) loads main's files with that revision's weights, as the
-    online load that filled the cache did.
-    """
-    from .downloads import DOWNLOADS, Need
-
-    local = is_local(model_id)
-    folder = DOWNLOADS.ensure(Need(role, model_id, kind))
-    try:
-        model = cls.from_pretrained(folder, local_files_only=True, **kwargs)
-    except OSError:
-        conversion = None if local else cached_conversion(model_id)
-        if conversion is None:
-            raise
-        import tempfile
-
-        revision, main, converted = conversion
-        with tempfile.TemporaryDirectory(prefix="clipdemo-conversion-") as view:
-            for snapshot in (main, converted):  # a folder of links: main's files, then the revision's weights
-                for path in snapshot.iterdir():
-                    link = Path(view) / path.name
-                    link.unlink(missing_ok=True)
-                    link.symlink_to(path.resolve())
-            model = cls.from_pretrained(view, local_files_only=True, use_safetensors=True, **kwargs)
-        return model, f"{SAFETENSORS} from the Hub's conversion revision {revision}"
-    return model, weights_format(model_id)
 
 
 def offline() -> bool:

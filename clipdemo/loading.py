@@ -18,7 +18,37 @@ import torch
 
 from .downloads import DOWNLOADS, MODEL, PIPELINE, PROCESSOR, Need
 from .errors import ModelLoadError
-from .hub import is_local, load_pretrained, looks_like_path, weights_format
+from .hub import SAFETENSORS, cached_conversion, is_local, looks_like_path, weights_format
+
+
+def load_pretrained(cls, model_id: str, role: str = "model", kind: str = "model", **kwargs) -> tuple[Any, str]:
+    """(cls.from_pretrained(model_id), which weights it read), with transformers' default weights choice.
+
+    A Hub id is fetched first (clipdemo.downloads: only the files the loader reads, with progress) and loaded
+    from its cache folder. Offline, a repository without weights on main in the cache (config on main,
+    safetensors only on the conversion revision) loads main's files with that revision's weights, as the
+    online load that filled the cache did.
+    """
+    local = is_local(model_id)
+    folder = DOWNLOADS.ensure(Need(role, model_id, kind))
+    try:
+        model = cls.from_pretrained(folder, local_files_only=True, **kwargs)
+    except OSError:
+        conversion = None if local else cached_conversion(model_id)
+        if conversion is None:
+            raise
+        import tempfile
+
+        revision, main, converted = conversion
+        with tempfile.TemporaryDirectory(prefix="clipdemo-conversion-") as view:
+            for snapshot in (main, converted):  # a folder of links: main's files, then the revision's weights
+                for path in snapshot.iterdir():
+                    link = Path(view) / path.name
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(path.resolve())
+            model = cls.from_pretrained(view, local_files_only=True, use_safetensors=True, **kwargs)
+        return model, f"{SAFETENSORS} from the Hub's conversion revision {revision}"
+    return model, weights_format(model_id)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

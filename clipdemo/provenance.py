@@ -16,14 +16,13 @@ from typing import Any
 from PIL import Image
 
 from .errors import InputError
+from .version import __version__
 
 KEY = "clipdemo"  # one iTXt chunk holding JSON; a plain "parameters" chunk mirrors it for other tools
 
 
 def image_metadata(result: Any, item: Any) -> dict:
     """The parameters of one ranked image (`result` is a RankResult, `item` one of its RankedImages)."""
-    from . import __version__
-
     req = result.request
     return {
         "prompt": req.prompt,

@@ -90,7 +90,8 @@ def test_compile_is_on_by_default_on_a_gpu_only_and_the_warm_up_runs_once_at_the
 
     from clipdemo import Studio, resolve_settings
     from clipdemo.generation.pipeline import assemble
-    from clipdemo.generation.warmup import WarmUp, compile_enabled, warm_up
+    from clipdemo.generation.pipeline import compile_enabled
+    from clipdemo.generation.warmup import WarmUp, warm_up
 
     auto = resolve_settings(preset="demo")
     assert auto.compile == "auto"

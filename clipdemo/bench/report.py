@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from ..plots import _short, plt, use_cjk_font_if_needed
 from ..scoring import SCORE_KINDS
 from .stats import Summary
@@ -96,3 +99,16 @@ def categories_figure(summary: Summary):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def write_summary(summary: Summary, out_dir: str | Path) -> dict[str, Path]:
+    """summary.json, report.md, scores.png and categories.png in `out_dir`; their paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "summary.json", "markdown": out / "report.md", "scores": out / "scores.png",
+             "categories": out / "categories.png"}
+    paths["json"].write_text(json.dumps(summary.as_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(markdown_report(summary), encoding="utf-8")
+    scores_figure(summary).savefig(paths["scores"], dpi=110)
+    categories_figure(summary).savefig(paths["categories"], dpi=110)
+    return paths

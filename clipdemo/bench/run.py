@@ -22,7 +22,8 @@ from ..provenance import image_metadata, save_png
 from .prompts import Prompt, file_stem, load_prompts
 from .results import ResultRow, append_row, read_rows, write_rows
 from .settings import BenchSetting, parse_settings
-from .stats import Summary, summarize, write_summary
+from .report import write_summary
+from .stats import Summary, summarize
 
 if TYPE_CHECKING:
     from ..studio import Studio

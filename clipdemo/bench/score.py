@@ -17,7 +17,8 @@ from ..images import load_image
 from ..scoring import SCORE_KINDS
 from .results import ResultRow, write_rows
 from .sources import Found, ImageInput, PromptsTable, describe, find_images, read_prompts
-from .stats import Summary, summarize, write_summary
+from .report import write_summary
+from .stats import Summary, summarize
 
 BATCH_SIZE = 16
 _SYNTHETIC_SEED = -(2**62)  # keys for images the summary must not pair (see summary_rows)

@@ -10,9 +10,7 @@ reproducible bit for bit from its rows.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -169,21 +167,6 @@ def category_means(rows: list[ResultRow], names: list[str], metrics: list[str]) 
     return {name: {c: {m: float(np.mean(groups[(name, c, m)])) for m in metrics if (name, c, m) in groups}
                    for c in categories if any((name, c, m) in groups for m in metrics)}
             for name in names}
-
-
-def write_summary(summary: Summary, out_dir: str | Path) -> dict[str, Path]:
-    """summary.json, report.md, scores.png and categories.png in `out_dir`; their paths by kind."""
-    from .report import categories_figure, markdown_report, scores_figure
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "summary.json", "markdown": out / "report.md", "scores": out / "scores.png",
-             "categories": out / "categories.png"}
-    paths["json"].write_text(json.dumps(summary.as_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(markdown_report(summary), encoding="utf-8")
-    scores_figure(summary).savefig(paths["scores"], dpi=110)
-    categories_figure(summary).savefig(paths["categories"], dpi=110)
-    return paths
 
 
 def _key_order(key: tuple[str, int | None]) -> tuple[str, int]:

@@ -12,7 +12,7 @@ import json
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..bench import BUNDLED_SETS
-    from .main import add_option_flags
+    from .common import add_option_flags
 
     p = sub.add_parser("bench", help="generate prompts × seeds × settings, score every image, summarise with CIs")
     p.add_argument("prompts", metavar="PROMPTS",
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_bench(args: argparse.Namespace, studio) -> int:
     from ..bench.settings import parse_settings, with_model_paths
-    from .main import launched_work, print_notices
+    from .common import launched_work, print_notices
 
     settings = parse_settings(args.setting)  # bad input fails before any model loads
     studio.settings = with_model_paths(studio.settings, settings)  # a model folder on the command line may run

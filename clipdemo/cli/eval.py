@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .main import add_option_flags
+    from .common import add_option_flags
 
     e = sub.add_parser("eval", help="zero-shot evaluation of a labelled image folder, zip, CSV or CIFAR archive")
     e.add_argument("path", help="class folders (+labels.json/labels.txt), a zip of them, a path,label CSV, "
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(args: argparse.Namespace, studio) -> int:
     from ..datasets import ClassEdits, load_image_set
     from ..evaluation import write_report
-    from .main import launched_work, print_notices
+    from .common import launched_work, print_notices
 
     edits = ClassEdits.parse(args.drop, args.merge, args.sample)  # a malformed A=B fails before any work
     accelerator, main_process, bar, progress = launched_work(studio, "evaluating")

@@ -15,7 +15,7 @@ from ..loading import display_name
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from .main import add_option_flags
+    from .common import add_option_flags
 
     i = sub.add_parser("index", help="embed every image of a folder once, into an index that search reads")
     i.add_argument("folder", help="a folder of images (searched recursively)")
@@ -46,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_index(args: argparse.Namespace, studio) -> int:
-    from .main import launched_work, print_notices
+    from .common import launched_work, print_notices
 
     accelerator, main_process, bar, progress = launched_work(studio, "indexing")
     try:
@@ -74,7 +74,7 @@ def cmd_index(args: argparse.Namespace, studio) -> int:
 
 
 def cmd_search(args: argparse.Namespace, studio) -> int:
-    from .main import launched_work, print_notices
+    from .common import launched_work, print_notices
 
     _, _, bar, progress = launched_work(studio, "indexing")
     try:
@@ -97,7 +97,7 @@ def cmd_search(args: argparse.Namespace, studio) -> int:
 
 
 def cmd_describe(args: argparse.Namespace, studio) -> int:
-    from .main import print_notices, read_images
+    from .common import print_notices, read_images
 
     result = studio.describe(read_images(args.images), language=args.language, k=args.k, names=args.images,
                              scorer=args.scorer)

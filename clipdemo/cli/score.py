@@ -15,7 +15,7 @@ SCORING_OPTIONS = ("pick_model", "pickscore", "rank_by")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .main import add_option_flags
+    from .common import add_option_flags
 
     p = sub.add_parser("score", help="score existing images against their prompts, rank and summarise them")
     p.add_argument("paths", nargs="+", metavar="PATH",
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_score(args: argparse.Namespace, studio) -> int:
-    from .main import launched_work, print_notices
+    from .common import launched_work, print_notices
 
     accelerator, main_process, bar, progress = launched_work(studio, "scoring")
 

@@ -15,7 +15,6 @@ from ..errors import InputError
 from ..loading import ModelSpec, has_sd_latents
 from ..speedups.attention import use_fast_cpu_attention
 from ..speedups.fastconv import use_fast_cpu_convolutions
-from .warmup import compile_enabled
 
 SCHEDULERS = {
     "default": None,
@@ -55,6 +54,11 @@ def decoder_spec(settings: Settings, device: torch.device, vae: Any) -> ModelSpe
 def decoder_is_builtin(settings: Settings) -> bool:
     """True for TAESD chosen by the app (auto, taesd): one that cannot load falls back to the full VAE."""
     return settings.decoder in ("auto", "taesd")
+
+
+def compile_enabled(settings: Settings, device: torch.device) -> bool:
+    """--compile auto compiles on CUDA, where it pays (see benchmarks/README.md), and not on the CPU."""
+    return settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda")
 
 
 def assemble(base: Any, decoder: Any | None, settings: Settings, device: torch.device, dtype: torch.dtype) -> Any:

@@ -7,18 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
-
+from .pipeline import compile_enabled
 from .request import GenerationRequest
 
 if TYPE_CHECKING:
-    from ..config import Settings
     from ..models import ModelRegistry
-
-
-def compile_enabled(settings: Settings, device: torch.device) -> bool:
-    """--compile auto compiles on CUDA, where it pays (see benchmarks/README.md), and not on the CPU."""
-    return settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda")
 
 
 @dataclass

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from clipdemo.config import resolve_settings
-from clipdemo.downloads import MODEL, PIPELINE, PROCESSOR, _checksum_ok, select_files
+from clipdemo.downloads import MODEL, PIPELINE, PROCESSOR, select_files
+from clipdemo.downloads.fetch import _checksum_ok
 from clipdemo.models import ModelRegistry
 from clipdemo.moderation import default_checker
 from tests.hub_cache import REPO_FILES

@@ -58,7 +58,7 @@ def run(device: str) -> dict:
     from transformers import pipeline
 
     from clipdemo import Studio, resolve_settings
-    from clipdemo.datasets import load_image_set
+    from clipdemo.evaluation import load_image_set
 
     tmp = scratch_folder("clipdemo-evalbench-")
     clip_dir = save_clip_b32_architecture(tmp / "clip")

@@ -15,8 +15,7 @@ from PIL import Image
 
 from . import compare as comparing, scorers
 from .config import Settings
-from .datasets import ImageSet
-from .evaluation import EvalResult, evaluate, load_templates
+from .evaluation import EvalResult, ImageSet, evaluate, load_templates
 from .generation import GenerationRequest, ProgressFn
 from .generation import pipeline as pipelines
 from .generation.run import generate
@@ -173,7 +172,7 @@ class Studio:
         probe: other labels (commas or new lines, like classify's) every image is also classified against,
         tabulated per class in result.probes. ablate: result.ablations holds full, each drop and each merge.
         """
-        from .ablation import ablation_series, probe_table
+        from .evaluation import ablation_series, probe_table
         from .text import has_cjk
 
         probe_labels = parse_labels(probe) if probe else []  # bad probe labels fail before any model loads

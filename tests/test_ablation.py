@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipdemo.ablation import ablation_series, drop_logits, merge_logits
+from clipdemo.evaluation import ablation_series, drop_logits, merge_logits
 from clipdemo.cli import main
 from clipdemo.config import DEMO_MODELS_DIR
-from clipdemo.datasets import ClassEdits, apply_edits, drop_class, load_image_set, merge_class, sample_class
+from clipdemo.evaluation import ClassEdits, apply_edits, drop_class, load_image_set, merge_class, sample_class
 from clipdemo.errors import InputError
 from clipdemo.evaluation import EvalResult
 from demo_world.world import render

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from clipdemo.cli import main
-from clipdemo.datasets import apply_label_overrides, from_class_folders, load_image_set, safe_extract_zip
+from clipdemo.evaluation import apply_label_overrides, from_class_folders, load_image_set
+from clipdemo.imagefiles import safe_extract_zip
 from clipdemo.errors import InputError
 from clipdemo.evaluation import load_templates
 from tests.processes import run_one_and_two

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace, studio) -> int:
-    from ..datasets import ClassEdits, load_image_set
+    from ..evaluation import ClassEdits, load_image_set
     from ..evaluation import write_report
     from .common import launched_work, print_notices
 

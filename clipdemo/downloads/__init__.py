@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .fetch import ATTEMPTS, describe_failure, is_transient, cached_snapshot, fetch
+from .fetch import ATTEMPTS, cached_snapshot, describe_failure, fetch, is_transient
 from .plan import MODEL, PIPELINE, PROCESSOR, select_files
 from .status import DOWNLOADING, FAILED, READY, WAITING, DownloadError, ModelDownload, Need
 

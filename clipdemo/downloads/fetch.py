@@ -11,7 +11,6 @@ from pathlib import Path
 from .plan import MODEL, PIPELINE, select_files, weight_files
 from .status import DownloadError, ModelDownload, Need, _size
 
-
 CHUNK = 1 << 20  # bytes written at a time: the page's progress moves in these steps
 ATTEMPTS = 3  # tries per model in one start, each resuming where the last one stopped
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-
 PIPELINE, MODEL, PROCESSOR = "pipeline", "model", "processor"  # what a repository is loaded as
 
 

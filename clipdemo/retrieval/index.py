@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..datasets import _image_files
+from ..imagefiles import image_files
 from ..embedding import embed_images
 from ..errors import InputError
 from ..files import write_atomic
@@ -168,7 +168,7 @@ def scan_folder(folder: Path, files: Sequence[str | Path] | None = None, follow_
                 ) -> list[tuple[str, Path, os.stat_result]]:
     """(relative name, path, stat) of each image under folder, or of the given files (each inside folder)."""
     if files is None:
-        paths = _image_files(folder, follow_symlinks)
+        paths = image_files(folder, follow_symlinks)
     else:
         paths = []
         for f in files:

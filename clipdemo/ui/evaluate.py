@@ -22,7 +22,8 @@ KEEP_EVALS = 40  # an extracted folder and a report per evaluation
 def evaluate(studio, archive: str | None, label_lines: str, templates: str, custom_template: str,
              scorer: str = "auto", progress=gr.Progress()):
     """Zero-shot evaluation of a zip of class folders: metrics, confusion matrix, mistakes."""
-    from ..datasets import apply_label_overrides, from_class_folders, safe_extract_zip
+    from ..evaluation import apply_label_overrides, from_class_folders
+    from ..imagefiles import safe_extract_zip
     from ..evaluation import write_report
     from ..plots import confusion_figure
 

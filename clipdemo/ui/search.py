@@ -30,7 +30,7 @@ def _work_dir() -> Path:
 
 def _zip_folder(archive: str) -> Path:
     """The zip's images, extracted once per content (a second search of the same zip reuses them and its index)."""
-    from ..datasets import IMAGE_SUFFIXES, safe_extract_zip
+    from ..imagefiles import IMAGE_SUFFIXES, safe_extract_zip
 
     digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()[:16]
     work = _work_dir() / f"zip-{digest}"

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .evaluation import EvalResult, top1_accuracy, top5_accuracy
+from .result import EvalResult, top1_accuracy, top5_accuracy
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,10 @@ def embed_images(scorer: ClipScorer, sources: Sequence[ImageLike], names: Sequen
     features, indices, readable = (torch.cat([c[k] for c in chunks]) for k in range(3))
     order = indices.argsort()  # back to the order given, whatever the process split
     return features[order], readable[order]
+
+
+def check_batch(batch_size: int, count: int, empty: str) -> None:
+    if count == 0:
+        raise InputError(empty)
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1 (got {batch_size}).")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..embedding import embed_images
+from ..embedding import check_batch, embed_images
 from ..errors import InputError
 from ..scoring import ClipScorer
 from ..zeroshot import label_embeddings
@@ -51,10 +51,8 @@ def evaluate(
     probe_labels: also classify each image against these (same templates). They are scored in the same
     pass unless `probe_scorer` is another model (Chinese probes for English classes), which needs its own.
     """
-    if len(image_set) == 0:
-        raise InputError("There are no images to evaluate.")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1 (got {batch_size}).")
+    check_batch(batch_size, len(image_set), "There are no images to evaluate.")
+    # 1. Every image against the class labels, and the probe labels in the same pass when the model is the same.
     probe_labels = list(probe_labels or [])
     probe_scorer = probe_scorer or scorer
     heads = [label_embeddings(scorer, image_set.labels, templates)]  # once, before any image
@@ -62,14 +60,16 @@ def evaluate(
     if same_pass:
         heads.append(label_embeddings(scorer, probe_labels, templates))
     passes = 2 if probe_labels and not same_pass else 1
-    first_progress = _share_of(progress, 0, passes)
-    logits, readable = _score_images(scorer, image_set, heads, batch_size, num_workers, first_progress, accelerator)
+    logits, readable = _score_images(scorer, image_set, heads, batch_size, num_workers, _share_of(progress, 0, passes),
+                                     accelerator)
     probe_logits = logits[1] if same_pass else None
+    # 2. Probes in another model's words take a second pass.
     if probe_labels and not same_pass:
         probe_head = [label_embeddings(probe_scorer, probe_labels, templates)]
         (probe_logits,), probe_readable = _score_images(probe_scorer, image_set, probe_head, batch_size,
                                                         num_workers, _share_of(progress, 1, passes), accelerator)
         readable = readable & probe_readable  # rows line up: both passes are in ImageSet order
+    # 3. The result over the readable images; the rest are named.
     indices, targets = torch.arange(len(image_set)), torch.tensor(image_set.targets)
     name_of = (lambda i: image_set.names[i]) if image_set.names else (lambda i: f"image {i + 1}")
     skipped = [name_of(i) for i in indices[~readable].tolist()]
@@ -92,10 +92,14 @@ def evaluate(
         probe_scorer=probe_scorer.name if probe_labels else None,
     )
     if skipped:
-        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        result.notices.append(f"Skipped {len(skipped)} image(s) that could not be read (corrupt, not an image, or "
-                              f"too large), left out of every figure: {shown}.")
+        result.notices.append(skipped_notice(skipped))
     return result
+
+
+def skipped_notice(skipped: list[str]) -> str:
+    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    return (f"Skipped {len(skipped)} image(s) that could not be read (corrupt, not an image, or too large), "
+            f"left out of every figure: {shown}.")
 
 
 def _share_of(progress: Callable[[int, int], None] | None, done_passes: int, passes: int

@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..imagefiles import image_files
-from ..embedding import embed_images
+from ..embedding import check_batch, embed_images
 from ..errors import InputError
 from ..files import write_atomic
 from ..loading import display_name
@@ -179,6 +179,26 @@ def scan_folder(folder: Path, files: Sequence[str | Path] | None = None, follow_
     return [(p.relative_to(folder).as_posix(), p, p.stat()) for p in paths if p.is_file()]
 
 
+def plan_rows(scanned, old_files: list[FileEntry], by_name: dict[str, int], by_hash: dict[str, int]
+              ) -> tuple[list[FileEntry], list[int | None], list[int]]:
+    """(the new rows, the old row each reuses or None, the positions of the rows to embed now)."""
+    rows: list[FileEntry] = []
+    sources: list[int | None] = []
+    to_embed: list[int] = []
+    for name, path, st in scanned:
+        known = old_files[by_name[name]] if name in by_name else None
+        if known is not None and known.size == st.st_size and known.mtime == st.st_mtime:
+            rows.append(known)
+            sources.append(by_name[name])
+            continue
+        digest = file_sha256(path)  # changed or new: the same content under another name is still reused
+        rows.append(FileEntry(name, st.st_size, st.st_mtime, digest))
+        sources.append(by_hash.get(digest))
+        if digest not in by_hash:
+            to_embed.append(len(rows) - 1)
+    return rows, sources, to_embed
+
+
 def build_index(scorer: ClipScorer, folder: str | Path, out: str | Path, *, files: Sequence[str | Path] | None = None,
                 rebuild: bool = False, follow_symlinks: bool = True, batch_size: int = 32, num_workers: int = 0,
                 progress: Callable[[int, int], None] | None = None, accelerator: Any = None) -> IndexUpdate:
@@ -190,8 +210,7 @@ def build_index(scorer: ClipScorer, folder: str | Path, out: str | Path, *, file
     folder, out = Path(folder).resolve(), Path(out)
     if not folder.is_dir():
         raise InputError(f"'{folder}' is not a folder of images.")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1 (got {batch_size}).")
+    check_batch(batch_size, 1, "")
 
     # 1. The previous index, if it was made by this model; another model's rows cannot be reused.
     old = None
@@ -203,20 +222,7 @@ def build_index(scorer: ClipScorer, folder: str | Path, out: str | Path, *, file
     by_hash = {f.sha256: i for i, f in enumerate(old_files)}
 
     # 2. Decide per file: reuse a row (same size and mtime, or the same content) or embed it anew.
-    rows: list[FileEntry] = []
-    sources: list[int | None] = []  # the old row reused by each new row, None when embedded now
-    to_embed: list[int] = []
-    for name, path, st in scan_folder(folder, files, follow_symlinks):
-        known = old_files[by_name[name]] if name in by_name else None
-        if known is not None and known.size == st.st_size and known.mtime == st.st_mtime:
-            rows.append(known)
-            sources.append(by_name[name])
-            continue
-        digest = file_sha256(path)
-        rows.append(FileEntry(name, st.st_size, st.st_mtime, digest))
-        sources.append(by_hash.get(digest))
-        if digest not in by_hash:
-            to_embed.append(len(rows) - 1)
+    rows, sources, to_embed = plan_rows(scan_folder(folder, files, follow_symlinks), old_files, by_name, by_hash)
     if not rows:
         raise InputError(f"No images found under '{folder.name}'.")
 

@@ -334,3 +334,27 @@ def test_search_tab_finds_uploaded_and_generated_images_and_describes(page, tmp_
         generate_prompt = page.locator("#generate-prompt textarea")
         generate_prompt.wait_for(state="visible", timeout=MEDIUM)  # the Generate tab is shown again
         assert generate_prompt.input_value() == prompt
+
+
+def test_a_phone_sees_the_prompt_and_generate_on_its_first_screen(browser, server_url):
+    """390×844 (a phone held upright): the title, one line of models, the offline line, the prompt and the
+    Generate button fit the first screen; the helpers' states wait in the collapsed Details panel."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(server_url, wait_until="domcontentloaded")
+        button = page.locator("#generate-button")
+        button.wait_for(state="visible", timeout=LONG)
+        page.wait_for_timeout(500)  # the layout settles after the first render
+        page.screenshot(path=str(ARTIFACTS / "phone-first-screen.png"))
+        prompt = page.locator("#generate-prompt textarea").bounding_box()
+        go = button.bounding_box()
+        assert prompt["y"] >= 0 and go["y"] + go["height"] <= 844, (prompt, go)
+        header = page.locator("#model-banner").inner_text()
+        assert "draws" in header and "ranks" in header and len(header.splitlines()) <= 6, header
+        assert not page.locator("#details-text").is_visible()  # collapsed until asked for
+        page.get_by_text("Details", exact=True).click()
+        page.locator("#details-text").wait_for(state="visible")
+        assert "moderation" in page.locator("#details-text").inner_text()
+    finally:
+        context.close()

@@ -216,8 +216,8 @@ def test_the_page_names_each_helper_and_its_pickscore_box_adds_the_score(tiny_sd
     named = make(tiny_sd_dir, tiny_clip_dir, safety_model="CompVis/stable-diffusion-safety-checker")
     assert named.settings.safety_model == "CompVis/stable-diffusion-safety-checker"
     demo = build_app(studio)
-    banner = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-banner").value
-    assert all(state in banner for state in helpers.values())
+    panel = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "details-text").value
+    assert all(state in panel for state in helpers.values())
     url = launch_local(demo.queue(max_size=8))
     try:
         client = Client(url, verbose=False)

@@ -74,14 +74,14 @@ def test_run_description_names_models_seeds_translation_weights_and_notices():
         "\n\n- ⚠️ cut\n- ⚠️ slow")
 
 
-def test_banner_and_scorer_info():
-    text = fmt.banner("stabilityai/sd-turbo", "/srv/models/demo-clip", "cpu", "torch.bfloat16", "clip",
-                      {"translator": "off", "PickScore": "on request"}, ["offline: demo models"])
-    assert text == (
-        "# clipdemo\nGenerate candidates with Stable Diffusion, rank them with CLIP, and explore CLIP zero-shot."
-        "\n\nModels: **stabilityai/sd-turbo** (generation), **demo-clip** (CLIP) · device cpu, bfloat16 · "
-        "loaded on first use.\n\nRanking: CLIPScore, sorted by clip. Helpers: **translator** off · "
-        "**PickScore** on request\n\n> ⚠️ offline: demo models")
+def test_header_details_and_scorer_info():
+    notices = ["Offline: the demo models draw animals and coloured shapes only. The default models cannot be reached."]
+    text = fmt.header("stabilityai/sd-turbo", "/srv/models/demo-clip", "cpu", "torch.bfloat16", notices)
+    assert text == ("# clipdemo\n**stabilityai/sd-turbo** draws · **demo-clip** ranks · cpu, bfloat16"
+                    "\n\n⚠️ Offline: the demo models draw animals and coloured shapes only.")
+    assert fmt.details("clip", {"translator": "off", "PickScore": "on request"}, notices) == (
+        "Ranking: CLIPScore, sorted by clip; models load on first use.\n\n- **translator**: off\n"
+        "- **PickScore**: on request\n\n> ⚠️ " + notices[0])
     assert fmt.scorer_info("OFA-Sys/chinese-clip-vit-base-patch16", "/srv/m/demo-clip") == (
         "auto: text with Chinese characters is scored by OFA-Sys/chinese-clip-vit-base-patch16, "
         "other text by demo-clip")

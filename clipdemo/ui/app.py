@@ -16,7 +16,7 @@ from .bench import build_bench
 from .common import auth_from_env, bind
 from .compare import build_compare
 from .evaluate import build_evaluate
-from .formatting import banner, downloads_markdown, scorer_info
+from .formatting import details, downloads_markdown, header, scorer_info
 from .generate import build_generate
 from .history import build_history
 from .moderate import build_moderate
@@ -40,8 +40,7 @@ def build_app(studio: Studio) -> gr.Blocks:
     s = studio.settings
     with gr.Blocks(title="clipdemo: CLIP studio") as demo:
         history = gr.State([])  # this page's runs, fed by the Generate and Compare tabs
-        gr.Markdown(banner(s.sd_model, s.clip_model, studio.device.type, studio.dtype, s.rank_by, studio.helpers(),
-                           studio.notices),
+        gr.Markdown(header(s.sd_model, s.clip_model, studio.device.type, studio.dtype, studio.notices),
                     elem_id="model-banner")
         downloads = gr.Markdown(downloads_markdown(studio.downloads()), elem_id="model-downloads")
         ticker = gr.Timer(1.0, active=bool(studio.downloads()))
@@ -49,8 +48,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                     show_progress="hidden")
         demo.load(bind(download_status, studio), None, [downloads, ticker], queue=False, api_visibility="private",
                   show_progress="hidden")
-        scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
-                                 info=scorer_info(s.zh_clip_model, s.clip_model))
+        with gr.Accordion("Details", open=False, elem_id="details"):  # operators' detail, off the first screen
+            gr.Markdown(details(s.rank_by, studio.helpers(), studio.notices), elem_id="details-text")
+            scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
+                                     info=scorer_info(s.zh_clip_model, s.clip_model))
         with gr.Tabs() as tabs:
             gen_event, last_run, gen_prompt = build_generate(studio, scorer_choice)
             compared = build_compare(studio, scorer_choice)

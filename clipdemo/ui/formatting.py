@@ -16,17 +16,22 @@ def notice_lines(notices: list[str]) -> str:
     return "".join(f"\n\n⚠️ {n}" for n in notices)
 
 
-def banner(sd_model: str, clip_model: str, device: str, dtype: Any, rank_by: str, helpers: dict[str, str],
-           notices: list[str]) -> str:
-    """The header: which models run where, the helpers' states, and the studio's notices."""
-    return (
-        "# clipdemo\nGenerate candidates with Stable Diffusion, rank them with CLIP, and explore CLIP "
-        f"zero-shot.\n\nModels: **{shown(sd_model)}** (generation), **{shown(clip_model)}** (CLIP) · "
-        f"device {device}, {str(dtype).replace('torch.', '')} · loaded on first use."
-        + f"\n\nRanking: CLIPScore, sorted by {rank_by}. Helpers: "
-        + " · ".join(f"**{name}** {state}" for name, state in helpers.items())
-        + "".join(f"\n\n> ⚠️ {notice}" for notice in notices)
-    )
+def header(sd_model: str, clip_model: str, device: str, dtype: Any, notices: list[str]) -> str:
+    """Above the tabs: the title, one line naming the models and the device, and each notice's first sentence."""
+    line = f"**{shown(sd_model)}** draws · **{shown(clip_model)}** ranks · {device}, {str(dtype).replace('torch.', '')}"
+    return "# clipdemo\n" + line + "".join(f"\n\n⚠️ {first_sentence(n)}" for n in notices)
+
+
+def first_sentence(text: str) -> str:
+    head, dot, rest = text.partition(". ")
+    return head + "." if dot else text
+
+
+def details(rank_by: str, helpers: dict[str, str], notices: list[str]) -> str:
+    """The collapsed Details panel: how ranking works, each helper's state and how to change it, notices in full."""
+    return (f"Ranking: CLIPScore, sorted by {rank_by}; models load on first use.\n\n"
+            + "\n".join(f"- **{name}**: {state}" for name, state in helpers.items())
+            + "".join(f"\n\n> ⚠️ {notice}" for notice in notices))
 
 
 def downloads_markdown(statuses) -> str:

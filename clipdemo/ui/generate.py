@@ -91,23 +91,24 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
             with gr.Column(scale=2):
                 prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2,
                                     elem_id="generate-prompt")
-                negative = gr.Textbox(value="", label="Negative prompt", placeholder="blurry, low quality")
-                with gr.Row():
-                    n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Candidates")
-                    steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label="Steps")
-                    guidance = gr.Slider(0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="Guidance")
-                with gr.Row():
-                    width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
-                    height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
-                    seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
-                pickscore = gr.Checkbox(value=studio.pickscore_default, label="PickScore",
-                                        interactive=s.pick_model != "none", elem_id="pickscore-box",
-                                        info=pickscore_info(studio.device.type == "cpu"))
-                with gr.Row():
+                with gr.Row():  # right under the prompt: on a phone both fit the first screen
                     go = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=3)
                     # Shown only while this page's generation runs.
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button", scale=1, visible=False)
                 gr.Examples([[e] for e in examples(studio)], inputs=[prompt])
+                with gr.Accordion("Settings", open=True):
+                    negative = gr.Textbox(value="", label="Negative prompt", placeholder="blurry, low quality")
+                    with gr.Row():
+                        n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Candidates")
+                        steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label="Steps")
+                        guidance = gr.Slider(0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="Guidance")
+                    with gr.Row():
+                        width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
+                        height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
+                        seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
+                    pickscore = gr.Checkbox(value=studio.pickscore_default, label="PickScore",
+                                            interactive=s.pick_model != "none", elem_id="pickscore-box",
+                                            info=pickscore_info(studio.device.type == "cpu"))
             with gr.Column(scale=3):
                 gallery = gr.Gallery(label="Ranked candidates (best first)", columns=4, format="png",
                                      height=320, elem_id="ranked-gallery")

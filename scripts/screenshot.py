@@ -42,6 +42,7 @@ def main() -> None:
             page.locator("#generate-button").click()
             page.wait_for_function(
                 "() => document.querySelectorAll('#ranked-gallery .grid-wrap .caption-label').length === 4")
+            page.evaluate("window.scrollTo(0, 0)")  # filling the seed scrolled the page down to it
             page.wait_for_timeout(500)
             page.screenshot(path=str(args.out), full_page=False)
             browser.close()

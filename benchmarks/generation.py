@@ -206,7 +206,7 @@ def run() -> dict:
 
     from clipdemo import GenerationRequest, Studio, resolve_settings
     from clipdemo.generation import Candidate
-    from clipdemo.ranking import rank_candidates
+    from clipdemo.generation.ranking import rank_candidates
 
     figures: dict = {}
     tmp = scratch_folder("clipdemo-bench-")

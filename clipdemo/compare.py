@@ -16,7 +16,7 @@ from .errors import InputError
 from .generation import GenerationRequest, ProgressFn
 from .generation.pipeline import SCHEDULERS
 from .generation.run import generate
-from .ranking import RankResult
+from .generation.ranking import RankResult
 
 if TYPE_CHECKING:
     from .models import ModelRegistry

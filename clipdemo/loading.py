@@ -92,11 +92,6 @@ class ModelSpec:
     env_var: str  # e.g. "CLIPDEMO_CLIP_MODEL"
 
 
-def display_name(model_id: str) -> str:
-    """How a model is named to users: a Hub id as is, a local folder by its last part (no server paths)."""
-    return Path(model_id).name if is_local(model_id) or looks_like_path(model_id) else model_id
-
-
 def describe_failure(spec: ModelSpec, exc: BaseException | None = None) -> ModelLoadError:
     if looks_like_path(spec.model_id) and not is_local(spec.model_id):
         reason = "no such folder"

@@ -20,7 +20,7 @@ from .text import has_cjk
 from .generation.candidates import PromptCache
 from .generation.pipeline import assemble, decoder_is_builtin, decoder_spec, pipeline_spec
 from .hub import is_local, unreachable_reason
-from .loading import display_name
+from .text import display_name
 from .scoring import ClipScorer
 
 

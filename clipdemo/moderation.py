@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .config import DEFAULT_SAFETY_MODEL, Settings
 from .errors import ModelLoadError
-from .loading import display_name
+from .text import display_name
 from .scoring import ClipScorer
 
 if TYPE_CHECKING:

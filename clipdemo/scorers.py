@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .config import DEFAULT_SAFETY_MODEL
 from .errors import InputError, ModelLoadError
-from .loading import display_name
+from .text import display_name
 from .scoring import ClipScorer
 from .text import has_cjk
 

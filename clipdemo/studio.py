@@ -14,25 +14,39 @@ from typing import Any, Sequence
 from PIL import Image
 
 from . import compare as comparing, scorers
+from .bench.prompts import BUNDLED_SETS, Prompt, load_prompts
+from .bench.settings import KEYS as BENCH_KEYS, BenchSetting, parse_settings, with_model_paths
+from .compare import SCHEDULERS, Setting
 from .config import Settings
-from .evaluation import EvalResult, ImageSet, evaluate, load_templates
+from .describe import LANGUAGES
+from .downloads import DOWNLOADS
+from .evaluation import TEMPLATE_SETS, ClassEdits
+from .evaluation import EvalResult, ImageSet, load_templates
+from .evaluation.workflow import EvalRun, EvalSource, evaluate_set, evaluate_source
 from .generation import GenerationRequest, ProgressFn
 from .generation import pipeline as pipelines
 from .generation.run import generate
 from .generation.translate import translate
+from .generation.output import RunFiles, write_run
 from .generation.warmup import WarmUp, start_warm_up
+from .images import load_image
 from .loading import pick_device, pick_dtype
 from .models import ModelRegistry, with_demo_fallback
-from .moderation import ConceptChecker, SafetyChecker, Verdict, default_checker, moderate, moderator
-from .ranking import RankResult
+from .moderation import ConceptChecker, SafetyChecker, Verdict, blur, default_checker, moderate, moderator
+from .provenance import read_metadata
+from .generation.ranking import RankResult
 from .scorers import SCORER_CHOICES
+from .retrieval.uploads import unpacked_images
 from .scoring import ClipScorer
 from .similarity import SimilarityResult, similarity
-from .speedups.memory import keep_freed_buffers
+from .speedups.memory import keep_freed_buffers, limit_malloc_arenas
 from .text import DEFAULT_TEMPLATE, check_template, check_texts, parse_labels
 from .zeroshot import Classification, classify
 
-__all__ = ["SCORER_CHOICES", "Studio", "ZeroShotResult", "with_demo_fallback"]
+# The facade's table: the use cases (Studio's methods) and the request and result types the shells name.
+__all__ = ["BENCH_KEYS", "BUNDLED_SETS", "BenchSetting", "ClassEdits", "EvalRun", "EvalSource", "LANGUAGES",
+           "RankResult", "RunFiles", "SCHEDULERS", "SCORER_CHOICES", "Setting", "Studio", "TEMPLATE_SETS",
+           "ZeroShotResult", "with_demo_fallback"]
 
 
 @dataclass
@@ -80,6 +94,56 @@ class Studio:
     def start_downloads(self) -> None:
         """Fetch the Hub models in the background now, so the first click does not wait for them all."""
         self.models.start_downloads()
+
+    def follow_downloads(self, report=None, log=None) -> None:
+        """Hear each Hub download's progress (`report(status)`, the CLI's bars) or one line as each ends (`log`)."""
+        if report is not None:
+            DOWNLOADS.report = report
+        if log is not None:
+            DOWNLOADS.log = log
+
+    def start_serving(self) -> None:
+        """Before a server takes visitors: level memory under threads, start the downloads and the warm-up."""
+        limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
+        self.start_downloads()  # the first visitor finds them under way
+        self.start_warm_up()  # compile on (a GPU by default): its slow first call is made here, not by a visitor
+
+    # -- files a shell reads or writes for its user ---------------------------------------------------
+    @staticmethod
+    def open_image(source, name: str | None = None) -> Image.Image:
+        """An image from a path, bytes or array as RGB, with a clear error for anything else."""
+        return load_image(source, name=name)
+
+    @staticmethod
+    def write_run(result: RankResult, out_dir, archive=None):
+        """A run's PNGs with their provenance, manifest.json and (with `archive`) a zip; its RunFiles."""
+        return write_run(result, out_dir, archive=archive)
+
+    @staticmethod
+    def read_provenance(path) -> dict | None:
+        """The clipdemo parameters a PNG carries, or None."""
+        return read_metadata(path)
+
+    @staticmethod
+    def blur_flagged(images: Sequence[Image.Image], verdicts: Sequence[Verdict]) -> list[Image.Image]:
+        """The images as the page shows them: the flagged ones blurred, with a banner."""
+        return [blur(image, verdict) if verdict.flagged else image for image, verdict in zip(images, verdicts)]
+
+    @staticmethod
+    def unpack_images(archive, workdir):
+        """A zip of images unpacked once per content under `workdir`; the folder (images/, and index/ once searched)."""
+        return unpacked_images(archive, workdir)
+
+    def bench_settings(self, lines: Sequence[str]) -> list[BenchSetting]:
+        """Settings strings ('a: steps=4') parsed; a model folder they name joins this studio's models."""
+        settings = parse_settings(list(lines))  # bad input fails before any model loads
+        self.settings = with_model_paths(self.settings, settings)
+        return settings
+
+    @staticmethod
+    def bench_prompts(spec: str) -> list[Prompt]:
+        """A bundled prompt set by name, or a prompts file."""
+        return load_prompts(spec)
 
     def start_warm_up(self):
         """With compile on (auto: on a GPU), compile at the default settings in the background; the thread or None."""
@@ -167,36 +231,16 @@ class Studio:
     def evaluate(self, image_set: ImageSet, templates: str = "single", batch_size: int = 64, num_workers: int = 0,
                  progress=None, accelerator=None, scorer: str = "auto", probe: str | Sequence[str] | None = None,
                  ablate: bool = False) -> EvalResult:
-        """Zero-shot top-1/top-5 of a labelled image set against its class labels.
+        """Zero-shot top-1/top-5 of a labelled image set (see evaluation.workflow.evaluate_set)."""
+        return evaluate_set(self.models, image_set, templates, batch_size, num_workers, progress, accelerator, scorer,
+                            probe, ablate)
 
-        probe: other labels (commas or new lines, like classify's) every image is also classified against,
-        tabulated per class in result.probes. ablate: result.ablations holds full, each drop and each merge.
-        """
-        from .evaluation import ablation_series, probe_table
-        from .text import has_cjk
-
-        probe_labels = parse_labels(probe) if probe else []  # bad probe labels fail before any model loads
-        name, template_list = load_templates(templates, image_set.labels)
-        clip, notices = self.scorer_for(image_set.labels + template_list, scorer)
-        probe_clip = None
-        if probe_labels:
-            # the probes' own language picks their scorer, as in classify; the class results never change
-            probe_clip, probe_notices = self.scorer_for(probe_labels + template_list, scorer)
-            notices += [n for n in probe_notices if n not in notices]
-        result = evaluate(clip, image_set, template_list, name, batch_size, num_workers, progress, accelerator,
-                          probe_labels, probe_clip)
-        result.notices = notices + result.notices
-        if probe_labels:
-            result.probes = probe_table(result)
-        if ablate:
-            result.ablations = ablation_series(result)
-            if len(result.class_names) < 3:
-                result.notices.append("With 2 classes every drop or merge leaves 1 class: the ablations hold "
-                                      "the full run only.")
-            if len({has_cjk(label) for label in image_set.labels}) == 2:
-                result.notices.append("The labels mix Chinese and other text: the ablations reuse this run's "
-                                      "scorer and templates, which a separate run of an edited set may not choose.")
-        return result
+    def evaluate_source(self, source: EvalSource, out=None, templates: str = "single", batch_size: int = 64,
+                        num_workers: int = 0, progress=None, accelerator=None, scorer: str = "auto",
+                        probe: str | Sequence[str] | None = None, ablate: bool = False) -> EvalRun:
+        """Open a labelled folder, zip, CSV or CIFAR archive, evaluate it and write its report to `out`."""
+        return evaluate_source(self.models, source, out, templates, batch_size, num_workers, progress, accelerator,
+                               scorer, probe, ablate)
 
     def score_images(self, paths: Sequence[str], prompts_file: str | None = None, out=None, accelerator=None,
                      progress=None, scorer: str = "auto", skip_unprompted: bool = False):

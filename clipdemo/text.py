@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import unicodedata
 
 from .errors import InputError
+from .hub import is_local, looks_like_path
 
 MIN_LABELS = 2
 MAX_LABELS = 1000
@@ -76,3 +78,8 @@ def check_texts(texts: list[str] | None) -> list[str]:
     if not texts:
         raise InputError("Give at least one text.")
     return texts
+
+
+def display_name(model_id: str) -> str:
+    """How a model is named to users: a Hub id as is, a local folder by its last part (no server paths)."""
+    return Path(model_id).name if is_local(model_id) or looks_like_path(model_id) else model_id

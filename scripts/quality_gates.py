@@ -1,7 +1,7 @@
 """Measure the demo models' quality gates and write them to assets/models/QUALITY.json.
 
     python scripts/quality_gates.py                  # both worlds at the preset's defaults, writes QUALITY.json
-    python scripts/quality_gates.py --table          # print README's quality table from QUALITY.json
+    python scripts/quality_gates.py --table          # print the quality table of assets/models/README.md
     python scripts/quality_gates.py --guidance 1 --steps 20 --no-write   # a cheaper generator, printed only
 
 Animals (demo_world/quality.py): per language, the 20 animal x accessory prompts twice (held-out seeds) x 4

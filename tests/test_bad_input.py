@@ -33,7 +33,7 @@ from clipdemo import GenerationRequest, InputError
 from clipdemo.cli import main
 from clipdemo.generation import MAX_SEED, Candidate, check_output
 from clipdemo.images import load_image
-from clipdemo.ranking import rank_candidates
+from clipdemo.generation.ranking import rank_candidates
 from clipdemo.text import DEFAULT_TEMPLATE, check_template, parse_labels
 
 # -- inputs ---------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_recorded_zero_shot_gates(quality):
 
 
 @pytest.mark.xfail(strict=True, reason="not met: the CLIP shared with the animals world names 89.0% of the shapes "
-                                       "in English (README, Offline demo models)")
+                                       "in English (assets/models/README.md)")
 def test_recorded_english_shapes_zero_shot_gate(quality):
     assert quality["shapes"]["zero_shot_top1_en"] >= 0.90
 

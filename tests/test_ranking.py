@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from clipdemo.generation import Candidate, GenerationRequest
-from clipdemo.ranking import RankResult, rank_candidates
+from clipdemo.generation.ranking import RankResult, rank_candidates
 
 
 def independent_clip_scores(model_dir, images, text):

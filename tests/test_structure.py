@@ -97,3 +97,18 @@ def test_modules_and_functions_stay_small():
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{module_name(path)}.{node.name}: {length} lines")
     assert too_long == []
+
+
+# What the shells (ui/, cli/) may import from the core: the facade, the request and result types it names,
+# settings and their declarations, and pure formatting (texts, figures, the page's run history).
+SHELL_MAY_IMPORT = {"clipdemo.studio", "clipdemo.errors", "clipdemo.options", "clipdemo.config", "clipdemo.version",
+                    "clipdemo.generation", "clipdemo.generation.request", "clipdemo.text", "clipdemo.plots",
+                    "clipdemo.history", "clipdemo.bench.format"}
+
+
+def test_the_shells_reach_the_core_only_through_the_facade():
+    graph = import_graph()
+    shells = {name for name in graph if name.startswith(("clipdemo.ui", "clipdemo.cli"))}
+    around = sorted(f"{shell} -> {core}" for shell in shells for core in graph[shell]
+                    if core not in shells and core not in SHELL_MAY_IMPORT and core != "clipdemo")
+    assert around == []

@@ -12,7 +12,7 @@ from clipdemo.compare import Comparison, Setting
 from clipdemo.evaluation import EvalResult
 from clipdemo.generation import GenerationRequest
 from clipdemo.moderation import Verdict
-from clipdemo.ranking import RankedImage, RankResult
+from clipdemo.generation.ranking import RankedImage, RankResult
 from clipdemo.similarity import SimilarityResult
 from clipdemo.studio import ZeroShotResult
 from clipdemo.ui import formatting as fmt

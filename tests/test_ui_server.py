@@ -14,7 +14,7 @@ from PIL import Image
 from gradio_client.exceptions import AppError
 
 from clipdemo.config import GenerationDefaults
-from clipdemo.loading import display_name
+from clipdemo.text import display_name
 from tests.clip_reference import clip_score, reference_cosine, softmax_probs
 
 

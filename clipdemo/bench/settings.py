@@ -13,7 +13,7 @@ from ..config import Settings
 from ..errors import InputError
 from ..generation import GenerationRequest
 from ..generation.pipeline import SCHEDULERS, generation_models
-from ..loading import display_name
+from ..text import display_name
 
 KEYS = ("model", "steps", "guidance", "scheduler", "negative", "width", "height")
 NAME = re.compile(r"[\w-][\w.-]{0,63}")  # it names a folder of PNGs: no slashes, no leading dot

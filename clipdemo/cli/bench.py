@@ -11,7 +11,7 @@ import json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..bench import BUNDLED_SETS
+    from ..studio import BUNDLED_SETS
     from .common import add_option_flags
 
     p = sub.add_parser("bench", help="generate prompts × seeds × settings, score every image, summarise with CIs")
@@ -30,11 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, studio) -> int:
-    from ..bench.settings import parse_settings, with_model_paths
     from .common import launched_work, print_notices
 
-    settings = parse_settings(args.setting)  # bad input fails before any model loads
-    studio.settings = with_model_paths(studio.settings, settings)  # a model folder on the command line may run
+    settings = studio.bench_settings(args.setting)  # bad input fails before any model loads
     accelerator, main_process, bar, progress = launched_work(studio, "bench")
 
     try:
@@ -53,7 +51,7 @@ def cmd_bench(args: argparse.Namespace, studio) -> int:
 
 
 def print_leaderboard(run) -> None:
-    from ..bench.report import label, leaderboard
+    from ..bench.format import label, leaderboard
 
     summary = run.summary
     for rank, s in enumerate(leaderboard(summary), start=1):

@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 
-from ..images import load_image
 from ..options import OPTIONS, in_scope
 from ..studio import SCORER_CHOICES, Studio
 
@@ -38,7 +37,7 @@ def print_notices(notices: list[str]) -> None:
 
 
 def read_images(paths: list[str]):
-    return [load_image(p) for p in paths]
+    return [Studio.open_image(p) for p in paths]
 
 
 def launched_accelerator(studio: Studio):

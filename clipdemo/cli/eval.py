@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,25 +41,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace, studio) -> int:
-    from ..evaluation import ClassEdits, load_image_set
-    from ..evaluation import write_report
+    from ..studio import ClassEdits, EvalSource
     from .common import launched_work, print_notices
 
     edits = ClassEdits.parse(args.drop, args.merge, args.sample)  # a malformed A=B fails before any work
     accelerator, main_process, bar, progress = launched_work(studio, "evaluating")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     try:
-        image_set = load_image_set(args.path, classes, args.limit, edits=edits)
-        result = studio.evaluate(image_set, args.templates, args.batch_size, args.workers, progress, accelerator,
-                                 scorer=args.scorer, probe=args.probe, ablate=args.ablate)
+        run = studio.evaluate_source(EvalSource(args.path, classes, args.limit, edits), args.out, args.templates,
+                                     args.batch_size, args.workers, progress, accelerator, scorer=args.scorer,
+                                     probe=args.probe, ablate=args.ablate)
     finally:
         bar.close()
+    result = run.result
     print_notices(result.notices)
     if not main_process:
         return 0
     if accelerator is not None:
-        print(f"{accelerator.num_processes} processes shared the {len(image_set)} images.", file=sys.stderr)
-    paths = write_report(result, args.out, Path(args.path).name)
+        print(f"{accelerator.num_processes} processes shared the {len(run.image_set)} images.", file=sys.stderr)
+    paths = run.report
     data = result.as_json()
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))

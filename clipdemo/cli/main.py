@@ -16,7 +16,6 @@ from ..config import resolve_settings
 from ..errors import InputError, ModelLoadError
 from ..generation import GenerationRequest
 from ..options import OPTIONS
-from ..generation.output import manifest
 from ..studio import Studio
 from .common import add_option_flags, print_notices, read_images
 from ..text import DEFAULT_TEMPLATE, ZH_DEFAULT_TEMPLATE
@@ -104,7 +103,7 @@ def cmd_generate(args, studio: Studio) -> int:
     path = result.files.manifest
     print_notices(result.notices)
     if args.json:
-        print(json.dumps(manifest(result), ensure_ascii=False, indent=2))
+        print(json.dumps(result.manifest(), ensure_ascii=False, indent=2))
     else:
         for item in result.images:
             print(item.caption())
@@ -143,10 +142,9 @@ def cmd_similarity(args, studio: Studio) -> int:
 
 
 def cmd_serve(args, studio: Studio) -> int:
-    from ..downloads import DOWNLOADS
     from ..ui import launch
 
-    DOWNLOADS.log = lambda line: print(f"clipdemo: {line}", file=sys.stderr, flush=True)
+    studio.follow_downloads(log=lambda line: print(f"clipdemo: {line}", file=sys.stderr, flush=True))
 
     launch(studio, host=args.host, port=args.port, share=args.share)
     return 0
@@ -203,16 +201,14 @@ class DownloadBars:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_loading_bars()
-    if args.command != "serve":  # the page shows the server's downloads; a command shows them on stderr
-        from ..downloads import DOWNLOADS
-
-        DOWNLOADS.report = DownloadBars()
     try:
         if args.command == "serve":
             from ..ui.common import auth_from_env
 
             auth_from_env(os.environ.get("CLIPDEMO_AUTH"))  # a malformed value is told before models load
         studio = Studio(settings_from(args))
+        if args.command != "serve":  # the page shows the server's downloads; a command shows them on stderr
+            studio.follow_downloads(report=DownloadBars())
         print_notices(studio.notices)
         return COMMANDS[args.command](args, studio)
     except (InputError, ModelLoadError) as exc:

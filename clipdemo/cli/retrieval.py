@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from ..describe import LANGUAGES
-from ..loading import display_name
+from ..studio import LANGUAGES
+from ..text import display_name
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .result import EvalResult
 
@@ -37,8 +38,8 @@ def markdown_report(result: EvalResult, source: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(result: EvalResult, out_dir: str | Path, source: str) -> dict[str, Path]:
-    """eval.json, report.md and confusion.png in out_dir."""
+def write_report(result: EvalResult, out_dir: str | Path, source: str) -> dict[str, Any]:
+    """eval.json, report.md and confusion.png in out_dir: their paths, and the confusion figure as "figure"."""
     import json
 
     from ..plots import confusion_figure
@@ -48,6 +49,6 @@ def write_report(result: EvalResult, out_dir: str | Path, source: str) -> dict[s
     paths = {"json": out / "eval.json", "markdown": out / "report.md", "confusion": out / "confusion.png"}
     paths["json"].write_text(json.dumps(result.as_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     paths["markdown"].write_text(markdown_report(result, source), encoding="utf-8")
-    confusion_figure(result.confusion, result.labels, f"{source}: top-1 {result.top1:.1%}").savefig(
-        paths["confusion"], dpi=110)
-    return paths
+    figure = confusion_figure(result.confusion, result.labels, f"{source}: top-1 {result.top1:.1%}")
+    figure.savefig(paths["confusion"], dpi=110)
+    return {**paths, "figure": figure}

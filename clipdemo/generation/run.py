@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InputError
 from ..moderation import moderate_ranked, moderator
-from ..ranking import RankedImage, RankResult, rank_candidates
+from .ranking import RankedImage, RankResult, rank_candidates
 from ..scorers import prompt_notices, ranking_scorers, scorer_for
 from ..scoring import ClipScorer
 from ..text import has_cjk

@@ -29,7 +29,7 @@ from ..imagefiles import image_files
 from ..embedding import check_batch, embed_images
 from ..errors import InputError
 from ..files import write_atomic
-from ..loading import display_name
+from ..text import display_name
 from ..scoring import ClipScorer
 
 FORMAT = "clipdemo-index-1"

@@ -35,8 +35,7 @@ from torch import nn
 
 # NNPACK pays when a map has at least this many pixels and enough channels to amortise its transforms,
 # or on large maps (the decoders' last levels) from fewer channels. With 32 channels or fewer it is
-# slower than oneDNN even at 512×512 (1.1-2.7× on the CPUs measured; the demo VAE decodes 512² images
-# 1.27× faster without it there).
+# slower than oneDNN even on 512×512 maps (benchmarks/README.md).
 NNPACK_MIN_PIXELS = 64 * 64
 NNPACK_MIN_CHANNELS = 128
 NNPACK_LARGE_MAP_PIXELS = 256 * 256

@@ -2,12 +2,12 @@
 
 glibc gives every thread that allocates its own malloc arena (up to 8 per core). A web server runs each
 request on a pool thread, so freed tensor buffers end up spread over many arenas and the process's RSS
-keeps creeping up under load. Capping the arenas makes threads share them; the load test measured the
-server's RSS levelling off at 799 MiB instead of climbing past 834 MiB over 200 requests.
+keeps creeping up under load. Capping the arenas makes threads share them, and the server's RSS levels off
+(README, Under load).
 
 glibc also maps every block over 32 MB afresh and unmaps it on free. A 512² decode makes dozens of
-64 MB activations, so each one faults in fresh zeroed pages on every call: about a quarter of TAESD's
-time on the CPU measured. Keeping freed blocks for reuse removes that (benchmarks/README.md).
+64 MB activations, so each one faults in fresh zeroed pages on every call, a large share of the decode's
+time on the CPU. Keeping freed blocks for reuse removes that (benchmarks/README.md has the figures).
 """
 
 from __future__ import annotations

@@ -69,11 +69,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
     """Serve the app. No extra allowed_paths: only gradio's own cache and temp files are served."""
     import os
 
-    from ..speedups.memory import limit_malloc_arenas
-
-    limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
-    studio.start_downloads()  # before the page is served: the first visitor finds them under way
-    studio.start_warm_up()  # compile on (a GPU by default): its slow first call is made here, not by a visitor
+    studio.start_serving()  # memory settings, the downloads and the warm-up, before the page takes visitors
     demo = build_app(studio)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     return demo.launch(

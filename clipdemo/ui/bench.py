@@ -11,8 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..bench import BUNDLED_SETS, BenchSetting, load_prompts
-from ..bench.settings import KEYS, parse_settings
+from ..studio import BENCH_KEYS, BUNDLED_SETS, BenchSetting
 from ..errors import InputError
 from .common import bind, on_gpu, prune, show_notices, user_errors
 from .formatting import bench_leaderboard, bench_pairwise, bench_summary, notice_lines, shown
@@ -45,7 +44,7 @@ def page_settings(studio, text: str | None) -> list[BenchSetting]:
     """The settings typed on the page; a model is named as the page shows it and passed on as configured."""
     if not lines_of(text):  # the core's message speaks of --setting flags
         raise InputError("Type at least one setting, one 'NAME: key=value, ...' per line, e.g. 'a: steps=1'.")
-    settings = parse_settings(lines_of(text))
+    settings = studio.bench_settings(lines_of(text))
     models = {shown(m): m for m in studio.generation_models()}
     for s in settings:
         if s.sd_model is not None and s.sd_model not in models:  # the core's message would list server paths
@@ -80,7 +79,7 @@ def bench(studio, prompts: str | None, settings: str | None, prompt_set: str | N
     spec = chosen or lines_of(prompts)
     if not spec:
         raise InputError("Type one prompt per line, or choose a bundled prompt set.")
-    prompt_list, bench_settings, seeds = load_prompts(spec), page_settings(studio, settings), int(seeds)
+    prompt_list, bench_settings, seeds = studio.bench_prompts(spec), page_settings(studio, settings), int(seeds)
     check_size(len(prompt_list), seeds, lines_of(settings), chosen or "prompts.txt")
     out = new_run_folder()
     progress((0, len(prompt_list) * seeds * len(bench_settings)), desc="Generating and scoring", unit="images")
@@ -95,7 +94,7 @@ def bench(studio, prompts: str | None, settings: str | None, prompt_set: str | N
 
 def build_bench(studio, scorer_choice: gr.Radio) -> None:
     d = studio.settings.defaults
-    sets = [(TYPED, TYPED)] + [(f"{name} ({len(load_prompts(name))} prompts)", name) for name in BUNDLED_SETS]
+    sets = [(TYPED, TYPED)] + [(f"{name} ({len(studio.bench_prompts(name))} prompts)", name) for name in BUNDLED_SETS]
     with gr.Tab("Benchmark"):
         with gr.Row():
             with gr.Column():
@@ -104,7 +103,7 @@ def build_bench(studio, scorer_choice: gr.Radio) -> None:
                 prompt_set = gr.Dropdown(sets, value=TYPED, label="Prompt set (typed = the prompts above)")
                 settings = gr.Textbox(value=default_settings(d), lines=3, placeholder=settings_placeholder(d),
                                       label="Settings (one 'NAME: key=value, ...' per line)",
-                                      info=f"keys: {', '.join(KEYS)}; unset keys take the server's defaults")
+                                      info=f"keys: {', '.join(BENCH_KEYS)}; unset keys take the server's defaults")
                 seeds = gr.Slider(1, MAX_SEEDS, value=DEFAULT_SEEDS, step=1, label="Seeds per prompt")
                 gr.Markdown(f"At most {MAX_PROMPTS} prompts × {MAX_SEEDS} seeds × {MAX_SETTINGS} settings here; "
                             "larger runs: `python -m clipdemo bench`.")

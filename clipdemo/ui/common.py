@@ -14,7 +14,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..errors import InputError, ModelLoadError
-from ..images import load_image
+from ..studio import Studio
 
 MAX_UPLOADS = 16  # images per request in the classify and similarity tabs
 KEEP_RUNS = 200  # generated runs kept in the temp folder for download; older ones are deleted
@@ -147,7 +147,7 @@ def read_uploads(files: list[Any] | None) -> tuple[list, list[str]]:
         raise InputError(f"Too many images: {len(files)} (the limit is {MAX_UPLOADS} per request).")
     paths = upload_paths(files)
     names = [Path(p).name for p in paths]
-    return [load_image(p, name=n) for p, n in zip(paths, names)], names
+    return [Studio.open_image(p, name=n) for p, n in zip(paths, names)], names
 
 
 def prune(folder: Path, keep: int) -> None:
@@ -172,8 +172,6 @@ def gallery_of(result) -> list[tuple[str, str]]:
 
 def write_run_files(result) -> list[tuple[str, str]]:
     """Write a run that came back without files (Compare's two sides); its gallery items."""
-    from ..generation.output import write_run
-
     out, _ = new_run()
-    result.files = write_run(result, out)
+    result.files = Studio.write_run(result, out)
     return gallery_of(result)

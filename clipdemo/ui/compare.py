@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..compare import SCHEDULERS, Setting
 from ..errors import InputError
 from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, gpu_seconds
 from ..history import run_from_result
+from ..studio import SCHEDULERS, Setting
 from .common import bind, on_gpu, show_notices, user_errors, write_run_files
 from .formatting import compare_rows, compare_summary, score_name, setting_title, shown
 

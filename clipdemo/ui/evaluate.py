@@ -8,48 +8,36 @@ from pathlib import Path
 import gradio as gr
 
 from ..errors import InputError
-from ..evaluation import TEMPLATE_SETS
-from ..images import load_image
 from ..plots import missing_font_notice
+from ..studio import TEMPLATE_SETS, EvalSource
 from .common import bind, prune, show_notices, user_errors
 from .formatting import eval_mistakes, eval_rows, eval_summary
 
-MAX_EVAL_FILES = 2000  # images in one uploaded zip
-MAX_EVAL_BYTES = 200 * 2**20  # uncompressed size of one uploaded zip
 KEEP_EVALS = 40  # an extracted folder and a report per evaluation
 
 
 def evaluate(studio, archive: str | None, label_lines: str, templates: str, custom_template: str,
              scorer: str = "auto", progress=gr.Progress()):
     """Zero-shot evaluation of a zip of class folders: metrics, confusion matrix, mistakes."""
-    from ..evaluation import apply_label_overrides, from_class_folders
-    from ..imagefiles import safe_extract_zip
-    from ..evaluation import write_report
-    from ..plots import confusion_figure
-
     if not archive:
         raise InputError("Upload a zip with one folder of images per class.")
     evals = Path(tempfile.gettempdir()) / "clipdemo-evals"
     evals.mkdir(exist_ok=True)
     prune(evals, KEEP_EVALS)
-    work = tempfile.mkdtemp(prefix="eval-", dir=evals)
-    folder = safe_extract_zip(archive, work, max_files=MAX_EVAL_FILES, max_bytes=MAX_EVAL_BYTES)
-    image_set = from_class_folders(folder, follow_symlinks=False)  # an upload: never read through a link
-    apply_label_overrides(image_set, label_lines)
     choice = (custom_template or "").strip() if templates == "custom" else templates
-    result = studio.evaluate(image_set, choice or "single", batch_size=32,
-                             progress=lambda done, total: progress((done, total), desc="Classifying", unit="images"),
-                             scorer=scorer)
+    report = tempfile.mkdtemp(prefix="report-", dir=evals)
+    run = studio.evaluate_source(EvalSource(archive, labels=label_lines, upload=True, workdir=evals), report,
+                                 choice or "single", batch_size=32, scorer=scorer,
+                                 progress=lambda done, total: progress((done, total), desc="Classifying", unit="images"))
+    result = run.result
     if font_notice := missing_font_notice(result.labels):  # the confusion matrix would draw boxes
         result.notices.append(font_notice)
     show_notices(result.notices)
-    paths = write_report(result, work + "-report", Path(archive).stem)
-    mistakes = [(load_image(image_set.sources[result.source_indices[i]]), caption)
+    mistakes = [(studio.open_image(run.image_set.sources[result.source_indices[i]]), caption)
                 for i, caption in eval_mistakes(result)]
-    figure = confusion_figure(result.confusion, result.labels)
-    files = [str(paths["json"]), str(paths["markdown"]), str(paths["confusion"])]
+    files = [str(run.report[kind]) for kind in ("json", "markdown", "confusion")]
     summary = eval_summary(result) + "".join(f"\n\n⚠️ {n}" for n in result.notices)
-    return summary, eval_rows(result), figure, mistakes, files
+    return summary, eval_rows(result), run.report["figure"], mistakes, files
 
 
 def build_evaluate(studio, scorer_choice: gr.Radio) -> None:

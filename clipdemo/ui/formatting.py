@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..loading import display_name
+from ..text import display_name
 
 shown = display_name  # a model's name for the page: no server paths
 MISTAKES_SHOWN = 24  # misclassified images in the Evaluate tab's gallery
@@ -217,7 +217,7 @@ def bench_params(params: dict) -> str:
 
 def bench_leaderboard(summary) -> dict:
     """Settings best first (as in report.md); each scorer's mean and the bounds of its 95% CI."""
-    from ..bench.report import label, leaderboard
+    from ..bench.format import label, leaderboard
 
     metrics = summary.scorers
     headers = ["rank", "setting", "params", "images"] + [f"{label(m)} {part}" for m in metrics
@@ -229,7 +229,7 @@ def bench_leaderboard(summary) -> dict:
 
 
 def bench_pairwise(summary) -> dict:
-    from ..bench.report import label
+    from ..bench.format import label
 
     headers = ["a", "b", "score", "pairs", "win rate a", "mean a − b", "CI low", "CI high", "p", "test"]
     rows = [[p.a, p.b, label(p.metric), p.n_pairs, _r(p.win_rate_a), _r(p.mean_diff),
@@ -239,7 +239,7 @@ def bench_pairwise(summary) -> dict:
 
 def bench_summary(summary) -> str:
     """Who leads on the first scorer, and each pair's verdict; a tie (the CI of a difference holds 0) is said."""
-    from ..bench.report import _ci, label, leaderboard
+    from ..bench.format import _ci, label, leaderboard
 
     head = (f"{summary.prompts} prompts × {summary.seeds} seeds × {len(summary.settings)} settings; "
             "CIs: 95% bootstrap over prompts.")

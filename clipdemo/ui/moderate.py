@@ -10,11 +10,9 @@ from .formatting import moderation_captions, moderation_rows, moderation_summary
 
 def moderate(studio, images: list[str]):
     """Per-concept scores and the verdict for each image, with the configured checker."""
-    from ..moderation import blur
-
     pil_images, names = read_uploads(images)
     verdicts, checker = studio.moderate(pil_images)
-    shown_images = [blur(image, verdict) if verdict.flagged else image for image, verdict in zip(pil_images, verdicts)]
+    shown_images = studio.blur_flagged(pil_images, verdicts)
     gallery = list(zip(shown_images, moderation_captions(names, verdicts)))
     return moderation_summary(names, verdicts, checker), moderation_rows(names, verdicts), gallery
 

@@ -4,18 +4,15 @@ and describe an image in words, with a button that sends the description to Gene
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
-from ..describe import LANGUAGES
 from ..errors import InputError
-from ..images import load_image
-from ..loading import display_name
+from ..studio import LANGUAGES
+from ..text import display_name
 from .common import bind, prune, session_of, show_notices, user_errors
-from .evaluate import MAX_EVAL_BYTES, MAX_EVAL_FILES
 
 SOURCES = ("uploaded zip", "generated on this page")
 KEEP_SEARCHES = 40  # extracted zips and their indexes, and one index per page
@@ -28,24 +25,10 @@ def _work_dir() -> Path:
     return folder
 
 
-def _zip_folder(archive: str) -> Path:
-    """The zip's images, extracted once per content (a second search of the same zip reuses them and its index)."""
-    from ..imagefiles import IMAGE_SUFFIXES, safe_extract_zip
-
-    digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()[:16]
-    work = _work_dir() / f"zip-{digest}"
-    if not (work / "images").is_dir():
-        prune(_work_dir(), KEEP_SEARCHES)
-        staging = Path(tempfile.mkdtemp(prefix=f".zip-{digest}-", dir=_work_dir()))
-        images = safe_extract_zip(archive, staging / "images", max_files=MAX_EVAL_FILES, max_bytes=MAX_EVAL_BYTES)
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in images.rglob("*")):
-            raise InputError(f"The zip holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
-        try:
-            os.replace(staging, work)  # atomic: a concurrent search of the same zip sees all of it or none
-        except OSError:
-            pass  # another request finished first; its copy is the same
-    os.utime(work)  # recently used: prune keeps it
-    return work
+def _zip_folder(studio, archive: str) -> Path:
+    """The zip's images, unpacked once per content; older unpacked zips make room first."""
+    prune(_work_dir(), KEEP_SEARCHES)
+    return studio.unpack_images(archive, _work_dir())
 
 
 def generated_files(history: list[dict] | None) -> list[str]:
@@ -76,7 +59,7 @@ def search(studio, archive: str | None, text: str, image: str | None = None, sou
     else:
         if not archive:
             raise InputError("Upload a zip of images to search (or choose 'generated on this page').")
-        work = _zip_folder(archive)
+        work = _zip_folder(studio, archive)
         result = studio.search(work / "images", k=int(k), scorer=scorer, progress=embed, follow_symlinks=False,
                                cache=work / "index", **query)
     show_notices(result.notices)
@@ -95,7 +78,7 @@ def describe(studio, image: str | None, language: str = "en", k: int = 8, phrase
         raise InputError("Give an image to describe.")
     if language not in LANGUAGES:
         raise InputError(f"Choose a language: {', '.join(LANGUAGES)}.")
-    result = studio.describe([load_image(image)], phrases=phrases or None, language=language, k=int(k),
+    result = studio.describe([studio.open_image(image)], phrases=phrases or None, language=language, k=int(k),
                              names=[Path(image).name], scorer=scorer)
     show_notices(result.notices)
     d = result.images[0]

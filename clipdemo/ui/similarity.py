@@ -11,8 +11,6 @@ from .formatting import similarity_info, similarity_rows, similarity_title
 
 def similarity(studio, images: list[str], texts: str, scorer: str = "auto"):
     """Cosine similarity of every image with every text (one per line), and each pair's CLIPScore."""
-    from ..provenance import read_metadata
-
     pil_images, names = read_uploads(images)
     lines = [t for t in (texts or "").splitlines() if t.strip()]
     result = studio.similarity(pil_images, lines, names=names, scorer=scorer)
@@ -20,7 +18,7 @@ def similarity(studio, images: list[str], texts: str, scorer: str = "auto"):
         result.notices.append(font_notice)  # else the heatmap's Chinese labels would be boxes with no word why
     show_notices(result.notices)
     figure = similarity_heatmap(result.cosine, result.image_names, result.texts, similarity_title(result))
-    found = {name: meta for name, p in zip(names, upload_paths(images)) if (meta := read_metadata(p))}
+    found = {name: meta for name, p in zip(names, upload_paths(images)) if (meta := studio.read_provenance(p))}
     return figure, similarity_rows(result), similarity_info(result), found
 
 

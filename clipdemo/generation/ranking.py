@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .generation import Candidate, GenerationRequest
-from .scoring import SCORE_KINDS, ClipScorer
+from ..scoring import SCORE_KINDS, ClipScorer
+from .candidates import Candidate
+from .output import manifest
+from .request import GenerationRequest
 
 
 @dataclass
@@ -49,6 +51,10 @@ class RankResult:
     models: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> {"model", "weights"} that ran
     score_dtypes: dict[str, str] = field(default_factory=dict)  # score kind -> the dtype its model ran in
     files: Any = None  # generation.output.RunFiles once the run is written
+
+    def manifest(self) -> dict[str, Any]:
+        """The run's JSON record, as manifest.json holds it."""
+        return manifest(self)
 
     def reduced_precision(self) -> dict[str, str]:
         """The scores computed below fp32 (PickScore in bf16, say), which the manifest and the page name."""

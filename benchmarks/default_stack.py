@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.servers import free_port
 
 from .common import library_versions, machine, print_table, scratch_folder, write_result
 
@@ -169,12 +170,6 @@ print("RESULT=" + json.dumps({"times_s": times, "medians_s": {k: statistics.medi
                               "translation_tokens": len(default.translate(PROMPT_ZH)[0].split()) if translated else 0,
                               "models": default.generate(request(PROMPT_ZH)).models}))
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_of(pid: int) -> tuple[float, float]:

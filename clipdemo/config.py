@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import InputError
+from .generation.request import GenerationDefaults
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR.parent / "assets"
@@ -42,17 +43,6 @@ from .options import (  # noqa: E402,F401
     RANK_KEYS,
     ZH_MODES,
 )
-
-
-@dataclass(frozen=True)
-class GenerationDefaults:
-    """What the Generate form and the CLI start from; sd-turbo's own recommended settings."""
-
-    n: int = 4
-    steps: int = 1
-    guidance: float = 0.0
-    width: int = 512
-    height: int = 512
 
 
 def _default(name: str):

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .errors import InputError
 from .images import ImageLike, load_image
-from .scoring import ClipScorer, _features
+from .scoring import ClipScorer
 
 
 class Images(Dataset):
@@ -54,9 +54,7 @@ def embed_images(scorer: ClipScorer, sources: Sequence[ImageLike], names: Sequen
     chunks, seen = [], 0
     with torch.inference_mode():
         for pixels, indices, readable in loader:
-            features = _features(scorer.model.get_image_features(pixel_values=pixels.to(scorer.device, scorer.dtype)))
-            features = features.float().cpu()
-            batch = (features / features.norm(dim=-1, keepdim=True), indices.cpu(), readable.cpu())
+            batch = (scorer.embed_pixel_values(pixels), indices.cpu(), readable.cpu())
             if accelerator is not None:
                 batch = accelerator.gather_for_metrics(batch)
             chunks.append(batch)

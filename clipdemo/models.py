@@ -42,7 +42,7 @@ def with_demo_fallback(settings: Settings) -> tuple[Settings, str | None]:
     if not missing:
         return settings, None
     notice = (
-        "Offline: the demo models draw animals and coloured shapes only. "
+        "Using the offline demo models: they draw animals and coloured shapes only. "
         f"The default models ({', '.join(missing)}) cannot be reached from here ({reasons[missing[0]]}), "
         "so --preset demo is used. Name models with --sd-model/--clip-model, or connect to the Hugging Face "
         "Hub, to use others."

@@ -147,24 +147,25 @@ class ClipScorer:
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
         """L2-normalised image embeddings, float32, on the CPU, one row per image."""
-        rows = []
-        for start in range(0, len(images), batch_size):
-            batch = self.processor(images=list(images[start : start + batch_size]), return_tensors="pt")
-            pixels = batch["pixel_values"].to(self.device, self.dtype)
-            rows.append(_features(self.model.get_image_features(pixel_values=pixels)).float().cpu())
-        embeddings = torch.cat(rows)
-        return embeddings / embeddings.norm(dim=-1, keepdim=True)
+        batches = (self.processor(images=list(images[start : start + batch_size]), return_tensors="pt")
+                   for start in range(0, len(images), batch_size))
+        return torch.cat([self.embed_pixel_values(batch["pixel_values"]) for batch in batches])
 
     @torch.inference_mode()
     def embed_pixels(self, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """L2-normalised embeddings of 8-bit images (N, 3, H, W, uint8), preprocessed on their device."""
-        rows = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].to(self.device)
-            pixels = clip_pixel_values(batch, self.processor.image_processor).to(self.dtype)
-            rows.append(_features(self.model.get_image_features(pixel_values=pixels)).float().cpu())
-        embeddings = torch.cat(rows)
-        return embeddings / embeddings.norm(dim=-1, keepdim=True)
+        processor = self.processor.image_processor
+        return torch.cat([self.embed_pixel_values(clip_pixel_values(images[start : start + batch_size].to(self.device),
+                                                                    processor))
+                          for start in range(0, len(images), batch_size)])
+
+    @torch.inference_mode()
+    def embed_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The image tower on preprocessed pixels: L2-normalised float32 embeddings on the CPU. Every image
+        embedding in clipdemo comes through here."""
+        features = _features(self.model.get_image_features(pixel_values=pixel_values.to(self.device, self.dtype)))
+        features = features.float().cpu()
+        return features / features.norm(dim=-1, keepdim=True)
 
     def embed(self, images: Sequence[Image.Image] | torch.Tensor) -> torch.Tensor:
         """Embeddings of PIL images, or of an 8-bit batch, scored on its device when the processor allows."""

@@ -134,10 +134,12 @@ class Studio:
         """A zip of images unpacked once per content under `workdir`; the folder (images/, and index/ once searched)."""
         return unpacked_images(archive, workdir)
 
-    def bench_settings(self, lines: Sequence[str]) -> list[BenchSetting]:
-        """Settings strings ('a: steps=4') parsed; a model folder they name joins this studio's models."""
+    def bench_settings(self, lines: Sequence[str], model_folders: bool = False) -> list[BenchSetting]:
+        """Settings strings ('a: steps=4') parsed. With `model_folders` (the CLI, never the page) a model folder
+        they name joins this studio's models."""
         settings = parse_settings(list(lines))  # bad input fails before any model loads
-        self.settings = with_model_paths(self.settings, settings)
+        if model_folders:
+            self.settings = with_model_paths(self.settings, settings)
         return settings
 
     @staticmethod

@@ -28,7 +28,6 @@ import concurrent.futures
 import json
 import os
 import queue
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.servers import free_port  # noqa: E402 (after the path is set)
+
 ENDPOINTS = ("generate", "classify", "similarity")
 CLEAN = ("completed", "queue_full", "app_error")  # outcomes that are a proper answer from the server
 OUTCOMES = ("completed", "queue_full", "app_error", "timeout", "bad_result", "error", "not_sent")
@@ -50,12 +51,6 @@ QUIET_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB
 
 
 # --- the server ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int, preset: str = "demo", log_path: str | Path | None = None) -> subprocess.Popen:
     """`python app.py --preset PRESET --host 127.0.0.1 --port PORT` as a child process (its own RSS)."""
     env = {**os.environ, **QUIET_ENV}

@@ -144,6 +144,6 @@ def test_app_py_serves_generate_as_a_space_runs_it(tmp_path, font):
             server.kill()
             server.wait()
     output = log.read_text()
-    assert "offline demo models are used" in output  # the fallback says so
+    assert "Using the offline demo models" in output  # the fallback says so
     assert f"0.0.0.0:{port}" in output
     assert ("No CJK font found" in output) == (font == "no-cjk")

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_bench(args: argparse.Namespace, studio) -> int:
     from .common import launched_work, print_notices
 
-    settings = studio.bench_settings(args.setting)  # bad input fails before any model loads
+    settings = studio.bench_settings(args.setting, model_folders=True)  # bad input fails before any model loads
     accelerator, main_process, bar, progress = launched_work(studio, "bench")
 
     try:

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..config import resolve_settings
 from ..errors import InputError, ModelLoadError
-from ..generation import GenerationRequest
+from ..generation import MAX_CANDIDATES, GenerationRequest
+from ..generation.request import SD_TURBO
 from ..options import OPTIONS
 from ..studio import Studio
 from .common import add_option_flags, print_notices, read_images
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate N candidates and rank them by CLIPScore")
     g.add_argument("prompt")
-    g.add_argument("-n", type=int, default=None, help="number of candidates, 1-8 (default 4)")
+    g.add_argument("-n", type=int, default=None, help=f"number of candidates, 1-{MAX_CANDIDATES} (default: the "
+                   f"preset's, {SD_TURBO.n} for the default models)")
     g.add_argument("--seed", type=int, default=None, help="seed of candidate 1; candidate i uses seed+i (default random)")
     g.add_argument("--steps", type=int, default=None)
     g.add_argument("--guidance", type=float, default=None)

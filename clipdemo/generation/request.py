@@ -28,14 +28,28 @@ ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    prompt: str
-    negative_prompt: str = ""
+class GenerationDefaults:
+    """What the Generate form and the CLI start from (a preset may set its own); sd-turbo's recommended settings."""
+
     n: int = 4
     steps: int = 1
     guidance: float = 0.0
     width: int = 512
     height: int = 512
+
+
+SD_TURBO = GenerationDefaults()
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str = ""
+    n: int = SD_TURBO.n
+    steps: int = SD_TURBO.steps
+    guidance: float = SD_TURBO.guidance
+    width: int = SD_TURBO.width
+    height: int = SD_TURBO.height
     seed: int | None = None  # None: pick one at random
 
     def validated(self) -> "GenerationRequest":

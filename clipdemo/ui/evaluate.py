@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..plots import missing_font_notice
 from ..studio import TEMPLATE_SETS, EvalSource
 from .common import bind, prune, show_notices, user_errors
-from .formatting import eval_mistakes, eval_rows, eval_summary
+from .formatting import eval_mistakes, eval_rows, eval_summary, notice_lines
 
 KEEP_EVALS = 40  # an extracted folder and a report per evaluation
 
@@ -36,7 +36,7 @@ def evaluate(studio, archive: str | None, label_lines: str, templates: str, cust
     mistakes = [(studio.open_image(run.image_set.sources[result.source_indices[i]]), caption)
                 for i, caption in eval_mistakes(result)]
     files = [str(run.report[kind]) for kind in ("json", "markdown", "confusion")]
-    summary = eval_summary(result) + "".join(f"\n\n⚠️ {n}" for n in result.notices)
+    summary = eval_summary(result) + notice_lines(result.notices)
     return summary, eval_rows(result), run.report["figure"], mistakes, files
 
 

@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..studio import LANGUAGES
 from ..text import display_name
 from .common import bind, prune, session_of, show_notices, user_errors
+from .formatting import notice_lines
 
 SOURCES = ("uploaded zip", "generated on this page")
 KEEP_SEARCHES = 40  # extracted zips and their indexes, and one index per page
@@ -67,7 +68,7 @@ def search(studio, archive: str | None, text: str, image: str | None = None, sou
     rows = [[rank, hit.file, round(hit.score, 4)] for rank, hit in enumerate(result.hits, 1)]
     asked = f"the text **{result.query}**" if result.kind == "text" else "the query image"
     summary = (f"The {len(result.hits)} of {result.n_images} images closest to {asked} (cosine similarity, "
-               f"{display_name(result.scorer)}).") + "".join(f"\n\n⚠️ {n}" for n in result.notices)
+               f"{display_name(result.scorer)}).") + notice_lines(result.notices)
     return gallery, rows, summary
 
 
@@ -84,7 +85,7 @@ def describe(studio, image: str | None, language: str = "en", k: int = 8, phrase
     d = result.images[0]
     rows = [[rank, p.text, p.category, round(p.score, 4)] for rank, p in enumerate(d.phrases, 1)]
     summary = (f"Phrases from the **{result.bank}** bank ({result.language}), scored by "
-               f"{display_name(result.scorer)}.") + "".join(f"\n\n⚠️ {n}" for n in result.notices)
+               f"{display_name(result.scorer)}.") + notice_lines(result.notices)
     return rows, d.prompt, summary
 
 

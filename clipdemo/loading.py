@@ -51,6 +51,23 @@ def load_pretrained(cls, model_id: str, role: str = "model", kind: str = "model"
     return model, weights_format(model_id)
 
 
+QUIET = threading.Event()  # set by a server: pipelines run without their tqdm bar
+
+
+def quiet_progress_bars() -> None:
+    """No tqdm bars from diffusers, transformers or the Hub client: a server's log keeps one line per request."""
+    import diffusers
+
+    QUIET.set()
+    import transformers
+    from huggingface_hub.utils import disable_progress_bars
+
+    diffusers.DiffusionPipeline._progress_bar_config = {"disable": True}  # what pipelines start from
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    disable_progress_bars()
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     if requested != "auto":
         return torch.device(requested)

@@ -128,6 +128,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("fast_attention", "blocked bf16 CPU attention: faster than PyTorch's fused kernel, "
            "which computes in fp32; --no-fast-attention or =0 keeps it", default=True,
            kind="bool", scope="generation", flag_name="--no-fast-attention"),
+    Option("runs_min_age_hours", "a server keeps each run's files at least this long, for the page that made "
+           "them", default=1.0, kind="float", scope="serve"),
+    Option("runs_max_age_hours", "a server deletes runs, reports, unpacked zips and Gradio's copies older than "
+           "this", default=24.0, kind="float", scope="serve"),
+    Option("runs_max_gb", "a server keeps its runs and Gradio's copies within this many GB, least recently used "
+           "out first", default=2.0, kind="float", scope="serve"),
+    Option("disk_headroom_mb", "free space kept on the disk a run is written to; below it a server prunes old "
+           "runs, and a run that still does not fit is refused", default=300.0, kind="float", scope="generation"),
     Option("compare_models", "extra text-to-image models the Compare tab may pick (comma-separated in the "
            "variable)", default=(), kind="list", scope="serve"),
     Option("phrases", "phrase bank that describes images: builtin (objects, colours, styles, media, lighting in "

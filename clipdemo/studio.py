@@ -30,7 +30,7 @@ from .generation.translate import translate
 from .generation.output import RunFiles, write_run
 from .generation.warmup import WarmUp, start_warm_up
 from .images import load_image
-from .loading import pick_device, pick_dtype
+from .loading import pick_device, pick_dtype, quiet_progress_bars
 from .models import ModelRegistry, with_demo_fallback
 from .moderation import ConceptChecker, SafetyChecker, Verdict, blur, default_checker, moderate, moderator
 from .provenance import read_metadata
@@ -40,6 +40,7 @@ from .retrieval.uploads import unpacked_images
 from .scoring import ClipScorer
 from .similarity import SimilarityResult, similarity
 from .speedups.memory import keep_freed_buffers, limit_malloc_arenas
+from .storage import DiskPolicy, PruneReport, ensure_space, no_space, prune, run_bytes
 from .text import DEFAULT_TEMPLATE, check_template, check_texts, parse_labels
 from .zeroshot import Classification, classify
 
@@ -105,6 +106,7 @@ class Studio:
     def start_serving(self) -> None:
         """Before a server takes visitors: level memory under threads, start the downloads and the warm-up."""
         limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
+        quiet_progress_bars()  # the page shows its own progress; the log keeps one line per request
         self.start_downloads()  # the first visitor finds them under way
         self.start_warm_up()  # compile on (a GPU by default): its slow first call is made here, not by a visitor
 
@@ -114,10 +116,25 @@ class Studio:
         """An image from a path, bytes or array as RGB, with a clear error for anything else."""
         return load_image(source, name=name)
 
+    def write_run(self, result: RankResult, out_dir, archive=None, prunable: Sequence = ()):
+        """A run's PNGs with their provenance, manifest.json and (with `archive`) a zip; its RunFiles. The space
+        is checked first, as generate does."""
+        req = result.request
+        ensure_space(out_dir, run_bytes(len(result.images), req.width, req.height), self.disk_policy, prunable)
+        try:
+            return write_run(result, out_dir, archive=archive)
+        except OSError as exc:
+            raise no_space(exc, out_dir) or exc from None
+
+    @property
+    def disk_policy(self) -> DiskPolicy:
+        """How long and how much a server keeps, and the free space it holds in reserve (from the settings)."""
+        return DiskPolicy.from_settings(self.settings)
+
     @staticmethod
-    def write_run(result: RankResult, out_dir, archive=None):
-        """A run's PNGs with their provenance, manifest.json and (with `archive`) a zip; its RunFiles."""
-        return write_run(result, out_dir, archive=archive)
+    def prune(folders, policy: DiskPolicy) -> PruneReport:
+        """Temp folders down to the policy's age and size bounds, least recently used out first."""
+        return prune(folders, policy)
 
     @staticmethod
     def read_provenance(path) -> dict | None:
@@ -196,11 +213,12 @@ class Studio:
     # -- capabilities -----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None,
                  scorer: str = "auto", sd_model: str | None = None, scheduler: str = "default",
-                 should_stop=None, pickscore: bool | None = None, out_dir=None, archive=None) -> RankResult:
+                 should_stop=None, pickscore: bool | None = None, out_dir=None, archive=None,
+                 prunable: Sequence = ()) -> RankResult:
         """Generate N candidates and rank them by score against the prompt as typed (see generation.run);
         with `out_dir`, the run's files are written before it returns."""
         return generate(self.models, request, progress, scorer, sd_model, scheduler, should_stop, pickscore,
-                        out_dir, archive)
+                        out_dir, archive, prunable)
 
     def compare(self, prompt: str, seed: int | None, n: int, a, b, width: int | None = None,
                 height: int | None = None, progress: ProgressFn | None = None,

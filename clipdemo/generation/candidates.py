@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..errors import Cancelled, InputError
+from ..loading import QUIET
 from .request import GenerationRequest, ProgressFn
 
 PROMPT_CACHE_SIZE = 32
@@ -62,6 +63,8 @@ def generate_candidates(
             progress(step + 1, request.steps)
         return callback_kwargs
 
+    if QUIET.is_set():  # a pipeline loaded before the server went quiet keeps its own bar setting
+        pipe.set_progress_bar_config(disable=True)
     with torch.inference_mode():
         if prompt_embeddings is None:
             text = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import InputError
 from ..moderation import moderate_ranked, moderator
 from .ranking import RankedImage, RankResult, rank_candidates
 from ..scorers import prompt_notices, ranking_scorers, scorer_for
 from ..scoring import ClipScorer
+from ..storage import DiskPolicy, ensure_space, no_space, run_bytes
 from ..text import has_cjk
 from .candidates import Candidate, generate_within_memory
 from .output import encode_ahead, write_run
@@ -28,16 +29,21 @@ if TYPE_CHECKING:
 def generate(models: ModelRegistry, request: GenerationRequest, progress: ProgressFn | None = None,
              scorer: str | None = "auto", sd_model: str | None = None, scheduler: str = "default",
              should_stop: Callable[[], bool] | None = None, pickscore: bool | None = None,
-             out_dir: str | Path | None = None, archive: str | Path | None = None) -> RankResult:
+             out_dir: str | Path | None = None, archive: str | Path | None = None,
+             prunable: Sequence[Path] = ()) -> RankResult:
     """Generate N candidates and rank them by score against the prompt as typed.
 
     `sd_model` picks another configured pipeline (Compare tab); `scheduler` swaps its sampler;
     `pickscore` also scores with PickScore (None: the server's default, see `scorers.pickscore_default`).
-    With `out_dir` the run's PNGs and manifest (and with `archive` a zip) are written before it returns.
+    With `out_dir` the run's PNGs and manifest (and with `archive` a zip) are written before it returns; the
+    space for them is checked first (`prunable`: a server's temp folders, pruned when the disk runs low).
     """
     # 1. Validate the request and the chosen model, before anything loads.
     request = request.validated()
     check_model(models, sd_model)
+    if out_dir is not None:  # refused before the work, not half way through writing it
+        ensure_space(out_dir, run_bytes(request.n, request.width, request.height),
+                     DiskPolicy.from_settings(models.settings), prunable)
     # 2. Pick the scorer now: one that cannot load fails before the slow part.
     clip, notices = scorer_for(models, [request.prompt], scorer)
     notices += prompt_notices(clip, request.prompt)
@@ -64,7 +70,10 @@ def generate(models: ModelRegistry, request: GenerationRequest, progress: Progre
                         score_dtypes=kinds)
     # 8. Its files, when asked for: written before the result is returned.
     if out_dir is not None:
-        result.files = write_run(result, out_dir, encoded, archive)
+        try:
+            result.files = write_run(result, out_dir, encoded, archive)
+        except OSError as exc:
+            raise no_space(exc, out_dir) or exc from None
     return result
 
 

@@ -25,7 +25,7 @@ from .similarity import build_similarity
 from .zeroshot import build_zeroshot
 
 MAX_FILE_SIZE = "50mb"  # per uploaded file (a zip of class folders may be this large)
-QUEUE_SIZE = 32  # requests waiting per event beyond this get a clean "queue full" answer
+QUEUE_SIZE = 256  # requests waiting per event: a burst of visitors is served, a flood gets "queue full"
 
 
 def download_status(studio: Studio):
@@ -38,7 +38,8 @@ def download_status(studio: Studio):
 
 def build_app(studio: Studio) -> gr.Blocks:
     s = studio.settings
-    with gr.Blocks(title="clipdemo: CLIP studio") as demo:
+    max_age = int(studio.disk_policy.max_age_s)  # Gradio's own copies of served files age out too, hourly checked
+    with gr.Blocks(title="clipdemo: CLIP studio", delete_cache=(min(3600, max_age), max_age)) as demo:
         history = gr.State([])  # this page's runs, fed by the Generate and Compare tabs
         gr.Markdown(header(s.sd_model, s.clip_model, studio.device.type, studio.dtype, studio.notices),
                     elem_id="model-banner")

@@ -13,13 +13,12 @@ import gradio as gr
 
 from ..studio import BENCH_KEYS, BUNDLED_SETS, BenchSetting
 from ..errors import InputError
-from .common import bind, on_gpu, prune, show_notices, user_errors
+from .common import bind, make_room, on_gpu, show_notices, user_errors
 from .formatting import bench_leaderboard, bench_pairwise, bench_summary, notice_lines, shown
 
 TYPED = "(typed)"  # the prompt-set choice meaning "the prompts in the text box"
 MAX_PROMPTS, MAX_SEEDS, MAX_SETTINGS = 20, 4, 3  # a page run must end while someone waits at the page
 DEFAULT_SEEDS = 2
-KEEP_BENCHES = 40  # a folder and a zip per run
 
 
 def other_steps(steps: int) -> int:
@@ -65,10 +64,10 @@ def check_size(prompts: int, seeds: int, settings: list[str], source: str) -> No
         f"and `accelerate launch --num_processes N -m clipdemo bench ...` splits it across several processes.")
 
 
-def new_run_folder() -> Path:
+def new_run_folder(studio) -> Path:
     root = Path(tempfile.gettempdir()) / "clipdemo-bench"
     root.mkdir(exist_ok=True)
-    prune(root, 2 * KEEP_BENCHES)
+    make_room(studio)
     return root / uuid.uuid4().hex
 
 
@@ -81,7 +80,7 @@ def bench(studio, prompts: str | None, settings: str | None, prompt_set: str | N
         raise InputError("Type one prompt per line, or choose a bundled prompt set.")
     prompt_list, bench_settings, seeds = studio.bench_prompts(spec), page_settings(studio, settings), int(seeds)
     check_size(len(prompt_list), seeds, lines_of(settings), chosen or "prompts.txt")
-    out = new_run_folder()
+    out = new_run_folder(studio)
     progress((0, len(prompt_list) * seeds * len(bench_settings)), desc="Generating and scoring", unit="images")
     run = studio.bench(spec, bench_settings, seeds, out, scorer=scorer,
                        progress=lambda done, total: progress((done, total), desc="Generating and scoring",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
-import shutil
+import os
+import sys
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -17,18 +20,30 @@ from ..errors import InputError, ModelLoadError
 from ..studio import Studio
 
 MAX_UPLOADS = 16  # images per request in the classify and similarity tabs
-KEEP_RUNS = 200  # generated runs kept in the temp folder for download; older ones are deleted
 
 
 def user_errors(fn):
-    """Show InputError and ModelLoadError as a message box instead of a stack trace."""
+    """Show InputError and ModelLoadError as a message box instead of a stack trace, a full disk in one sentence,
+    and log one line per request (endpoint, seconds, outcome) on stderr."""
 
     @functools.wraps(fn)  # keeps the signature: gradio reads parameter names and gr.Request/gr.Progress from it
     def wrapper(*args, **kwargs):
+        start, outcome = time.monotonic(), "error"
         try:
-            return fn(*args, **kwargs)
+            answer = fn(*args, **kwargs)
+            outcome = "ok"
+            return answer
         except (InputError, ModelLoadError) as exc:
+            outcome = "refused"
             raise gr.Error(str(exc), print_exception=False) from None
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            outcome = "disk full"
+            raise gr.Error("The server's disk is full: this request could not be written. Try again later.",
+                           print_exception=False) from None
+        finally:
+            print(f"clipdemo: /{fn.__name__} {time.monotonic() - start:.1f} s {outcome}", file=sys.stderr, flush=True)
 
     return wrapper
 
@@ -150,18 +165,24 @@ def read_uploads(files: list[Any] | None) -> tuple[list, list[str]]:
     return [Studio.open_image(p, name=n) for p, n in zip(paths, names)], names
 
 
-def prune(folder: Path, keep: int) -> None:
-    """Delete all but the newest `keep` entries of a temp folder, so a long-running server stays small."""
-    entries = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
-    for old in entries[keep:]:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+TEMP_FOLDERS = ("clipdemo-runs", "clipdemo-evals", "clipdemo-search", "clipdemo-bench")  # under the temp dir
 
 
-def new_run() -> tuple[Path, Path]:
-    """A fresh folder for a run's files and the path of its zip; the oldest runs make room."""
-    runs = Path(tempfile.gettempdir()) / "clipdemo-runs"
-    prune(runs, 2 * KEEP_RUNS)  # a folder and a zip per run
-    out = runs / uuid.uuid4().hex
+def temp_folders() -> list[Path]:
+    """The folders a server fills: the app's own under the temp directory, and Gradio's copies of what it served."""
+    gradio = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    return [Path(tempfile.gettempdir()) / name for name in TEMP_FOLDERS] + [Path(gradio)]
+
+
+def make_room(studio) -> None:
+    """Before new files: drop what is past the maximum age, then the least recently used past the size bound."""
+    Studio.prune(temp_folders(), studio.disk_policy)
+
+
+def new_run(studio) -> tuple[Path, Path]:
+    """A fresh folder for a run's files and the path of its zip; the least recently used runs make room."""
+    make_room(studio)
+    out = Path(tempfile.gettempdir()) / "clipdemo-runs" / uuid.uuid4().hex
     return out, out.parent / f"{out.name}.zip"
 
 
@@ -170,8 +191,8 @@ def gallery_of(result) -> list[tuple[str, str]]:
     return [(str(path), item.caption()) for path, item in zip(result.files.images, result.images)]
 
 
-def write_run_files(result) -> list[tuple[str, str]]:
+def write_run_files(studio, result) -> list[tuple[str, str]]:
     """Write a run that came back without files (Compare's two sides); its gallery items."""
-    out, _ = new_run()
-    result.files = Studio.write_run(result, out)
+    out, _ = new_run(studio)
+    result.files = studio.write_run(result, out, prunable=temp_folders())
     return gallery_of(result)

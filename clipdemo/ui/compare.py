@@ -29,7 +29,7 @@ def compare(studio, prompt: str, seed: str, num_candidates: int, width: int, hei
     progress(0, desc="Generating A and B")
     result = studio.compare(prompt, seed_value, num_candidates, a, b, int(width), int(height), scorer=scorer)
     show_notices(list(dict.fromkeys(result.a.notices + result.b.notices)))
-    gallery_a, gallery_b = write_run_files(result.a), write_run_files(result.b)
+    gallery_a, gallery_b = write_run_files(studio, result.a), write_run_files(studio, result.b)
     figure = score_distributions(result.scores(result.a), result.scores(result.b),
                                  (setting_title("A", model_a, a), setting_title("B", model_b, b)),
                                  score_name(result.key))

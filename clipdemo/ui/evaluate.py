@@ -10,10 +10,9 @@ import gradio as gr
 from ..errors import InputError
 from ..plots import missing_font_notice
 from ..studio import TEMPLATE_SETS, EvalSource
-from .common import bind, prune, show_notices, user_errors
+from .common import bind, make_room, show_notices, user_errors
 from .formatting import eval_mistakes, eval_rows, eval_summary, notice_lines
 
-KEEP_EVALS = 40  # an extracted folder and a report per evaluation
 
 
 def evaluate(studio, archive: str | None, label_lines: str, templates: str, custom_template: str,
@@ -23,7 +22,7 @@ def evaluate(studio, archive: str | None, label_lines: str, templates: str, cust
         raise InputError("Upload a zip with one folder of images per class.")
     evals = Path(tempfile.gettempdir()) / "clipdemo-evals"
     evals.mkdir(exist_ok=True)
-    prune(evals, KEEP_EVALS)
+    make_room(studio)
     choice = (custom_template or "").strip() if templates == "custom" else templates
     report = tempfile.mkdtemp(prefix="report-", dir=evals)
     run = studio.evaluate_source(EvalSource(archive, labels=label_lines, upload=True, workdir=evals), report,

@@ -7,7 +7,8 @@ import gradio as gr
 from ..errors import Cancelled
 from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest, gpu_seconds
 from ..history import run_from_result
-from .common import StopFlags, bind, gallery_of, new_run, on_gpu, session_of, show_notices, user_errors
+from .common import (StopFlags, bind, gallery_of, new_run, on_gpu, session_of, show_notices, temp_folders,
+                     user_errors)
 from .formatting import describe_run, ranking_table, shown
 
 
@@ -41,9 +42,9 @@ def generate(
 
     stop_flag = stop_flags.arm(session_of(request))
     try:
-        out, archive = new_run()
+        out, archive = new_run(studio)
         result = studio.generate(job, on_step, scorer=scorer, should_stop=stop_flag.is_set, pickscore=pickscore,
-                                 out_dir=out, archive=archive)
+                                 out_dir=out, archive=archive, prunable=temp_folders())
     except Cancelled:
         raise gr.Error("Stopped: the generation was cancelled, nothing was kept.", print_exception=False) from None
     show_notices(result.notices)

@@ -12,11 +12,10 @@ import gradio as gr
 from ..errors import InputError
 from ..studio import LANGUAGES
 from ..text import display_name
-from .common import bind, prune, session_of, show_notices, user_errors
+from .common import bind, make_room, session_of, show_notices, user_errors
 from .formatting import notice_lines
 
 SOURCES = ("uploaded zip", "generated on this page")
-KEEP_SEARCHES = 40  # extracted zips and their indexes, and one index per page
 DEFAULT_K = 12
 
 
@@ -27,8 +26,8 @@ def _work_dir() -> Path:
 
 
 def _zip_folder(studio, archive: str) -> Path:
-    """The zip's images, unpacked once per content; older unpacked zips make room first."""
-    prune(_work_dir(), KEEP_SEARCHES)
+    """The zip's images, unpacked once per content; the least recently used files make room first."""
+    make_room(studio)
     return studio.unpack_images(archive, _work_dir())
 
 
@@ -50,7 +49,7 @@ def search(studio, archive: str | None, text: str, image: str | None = None, sou
     embed = lambda done, total: progress((done, total), desc="Embedding images", unit="images")  # noqa: E731
     if source == SOURCES[1]:
         files = generated_files(history)
-        prune(_work_dir(), KEEP_SEARCHES)
+        make_room(studio)
         if not files:
             raise InputError("Nothing was generated on this page yet: generate some images first, or upload a zip.")
         root = Path(tempfile.gettempdir()) / "clipdemo-runs"

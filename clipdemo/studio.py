@@ -92,10 +92,6 @@ class Studio:
     def helpers(self) -> dict[str, str]:
         return scorers.helpers(self.models)
 
-    def start_downloads(self) -> None:
-        """Fetch the Hub models in the background now, so the first click does not wait for them all."""
-        self.models.start_downloads()
-
     def follow_downloads(self, report=None, log=None) -> None:
         """Hear each Hub download's progress (`report(status)`, the CLI's bars) or one line as each ends (`log`)."""
         if report is not None:
@@ -107,7 +103,7 @@ class Studio:
         """Before a server takes visitors: level memory under threads, start the downloads and the warm-up."""
         limit_malloc_arenas()  # before gradio starts its worker threads: keeps RSS level under load
         quiet_progress_bars()  # the page shows its own progress; the log keeps one line per request
-        self.start_downloads()  # the first visitor finds them under way
+        self.models.start_downloads()  # the first visitor finds them under way
         self.start_warm_up()  # compile on (a GPU by default): its slow first call is made here, not by a visitor
 
     # -- files a shell reads or writes for its user ---------------------------------------------------
@@ -175,9 +171,6 @@ class Studio:
     def await_models(self, prompt: str, report=None, pickscore: bool | None = None) -> None:
         """Wait for the models a generate of `prompt` needs, reporting download progress. Raises ModelLoadError."""
         self.models.await_models(prompt, report, pickscore)
-
-    def model_sources(self, model_ids: dict[str, str | None]) -> dict[str, dict[str, str]]:
-        return self.models.sources(model_ids)
 
     # -- models -----------------------------------------------------------------------------------
     def scorer(self) -> ClipScorer:

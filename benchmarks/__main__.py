@@ -1,4 +1,4 @@
-"""python -m benchmarks [generation|default-stack|eval|retrieval] [options]; no name runs generation, then
+"""python -m benchmarks [generation|default-stack|eval|retrieval|soak] [options]; no name runs generation, then
 default-stack."""
 
 import os
@@ -16,6 +16,10 @@ if name == "eval":
     main(argv)
 elif name == "retrieval":
     from .retrieval import main
+
+    main(argv)
+elif name == "soak":
+    from .soak import main
 
     main(argv)
 elif name == "default-stack":

@@ -36,10 +36,10 @@ def test_prune_removes_what_is_past_the_maximum_age_and_nothing_younger(tmp_path
 def test_prune_keeps_the_size_bound_least_recently_used_first_but_never_a_young_run(tmp_path):
     now = time.time()
     runs = [entry(tmp_path / "runs", f"run{h}", 1, h, now) for h in (5, 4, 3, 2)]  # oldest first
-    gradio = entry(tmp_path / "gradio", "copy", 1, 3.5, now)  # Gradio's copies count towards the same bound
+    reports = entry(tmp_path / "reports", "eval", 1, 3.5, now)  # every folder counts towards the same bound
     fresh = entry(tmp_path / "runs", "fresh", 3, 0.2, now)  # over the bound alone, but younger than the minimum
-    prune([tmp_path / "runs", tmp_path / "gradio"], DiskPolicy(HOUR, 24 * HOUR, max_bytes=int(5.5 * MB)), now=now)
-    assert [r.exists() for r in runs] == [False, False, True, True] and not gradio.exists()  # 8 MB down to 5
+    prune([tmp_path / "runs", tmp_path / "reports"], DiskPolicy(HOUR, 24 * HOUR, max_bytes=int(5.5 * MB)), now=now)
+    assert [r.exists() for r in runs] == [False, False, True, True] and not reports.exists()  # 8 MB down to 5
     assert fresh.exists()
 
 

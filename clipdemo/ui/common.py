@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -169,14 +170,21 @@ TEMP_FOLDERS = ("clipdemo-runs", "clipdemo-evals", "clipdemo-search", "clipdemo-
 
 
 def temp_folders() -> list[Path]:
-    """The folders a server fills: the app's own under the temp directory, and Gradio's copies of what it served."""
-    gradio = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
-    return [Path(tempfile.gettempdir()) / name for name in TEMP_FOLDERS] + [Path(gradio)]
+    """The app's own folders under the temp directory, pruned by age and by size."""
+    return [Path(tempfile.gettempdir()) / name for name in TEMP_FOLDERS]
+
+
+def gradio_cache() -> Path:
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
 
 
 def make_room(studio) -> None:
-    """Before new files: drop what is past the maximum age, then the least recently used past the size bound."""
-    Studio.prune(temp_folders(), studio.disk_policy)
+    """Before new files: drop what is past the maximum age, then the least recently used past the size bound.
+    Gradio's copies of what it served go by age only: Gradio reuses a cached upload of the same content, which
+    a pruning by size could pull from under a request reading it."""
+    policy = studio.disk_policy
+    Studio.prune(temp_folders(), policy)
+    Studio.prune([gradio_cache()], replace(policy, min_age_s=policy.max_age_s, max_bytes=1 << 62))
 
 
 def new_run(studio) -> tuple[Path, Path]:

@@ -452,3 +452,17 @@ def test_none_from_an_api_caller_means_the_default(small_client, tmp_path, tiny_
     summary, *_ = small_client.predict(handle_file(str(write_class_zip(tmp_path))), None, "custom", None, None,
                                        api_name="/evaluate")
     assert "templates single" in summary  # a blank custom template falls back to the single template
+
+
+def test_every_api_field_is_named(studio):
+    """The API page an agent or a gradio_client user reads names every input and output, none `value_N`."""
+    import re
+
+    from clipdemo.ui import build_app
+
+    info = build_app(studio).get_api_info()
+    unnamed = [f"{endpoint} {kind}: {field.get('label')!r}"
+               for endpoint, spec in info["named_endpoints"].items()
+               for kind in ("parameters", "returns") for field in spec[kind]
+               if not field.get("label") or re.fullmatch(r"value_\d+", str(field["label"]))]
+    assert len(info["named_endpoints"]) >= 10 and unnamed == []

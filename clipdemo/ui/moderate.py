@@ -27,6 +27,7 @@ def build_moderate(studio) -> None:
             with gr.Column():
                 verdict = gr.Markdown(label="verdict")
                 gallery = gr.Gallery(label="Images as shown (flagged ones blurred)", columns=4, format="png")
-                table = gr.Dataframe(headers=["image", "concept", "score", "flagged"], interactive=False)
+                table = gr.Dataframe(headers=["image", "concept", "score", "flagged"], label="Concept scores",
+                                     interactive=False)
         go.click(user_errors(bind(moderate, studio)), [images], [verdict, table, gallery],
                  api_name="moderate", concurrency_limit=2)

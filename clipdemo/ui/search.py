@@ -109,10 +109,11 @@ def build_search(studio, scorer_choice: gr.Radio, history: gr.State, gen_prompt:
                 k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results")
                 go = gr.Button("Search", variant="primary", elem_id="search-button")
             with gr.Column(scale=2):
-                summary = gr.Markdown(elem_id="search-summary")
+                summary = gr.Markdown(label="Search summary", elem_id="search-summary")
                 gallery = gr.Gallery(label="Best first (cosine · file)", columns=6, height=360,
                                      elem_id="search-gallery")
-                table = gr.Dataframe(headers=["rank", "file", "cosine"], interactive=False, elem_id="search-table")
+                table = gr.Dataframe(headers=["rank", "file", "cosine"], label="Results", interactive=False,
+                                     elem_id="search-table")
         go.click(user_errors(bind(search, studio)), [archive, text, image, source, k, scorer_choice, history],
                  [gallery, table, summary], api_name="search", concurrency_limit=2)
 
@@ -127,8 +128,9 @@ def build_search(studio, scorer_choice: gr.Radio, history: gr.State, gen_prompt:
                                   file_types=[".txt", ".json"])
                 describe_button = gr.Button("Describe", variant="primary", elem_id="describe-button")
             with gr.Column(scale=2):
-                info = gr.Markdown(elem_id="describe-summary")
-                ranked = gr.Dataframe(headers=["rank", "phrase", "kind", "cosine"], interactive=False,
+                info = gr.Markdown(label="Description summary", elem_id="describe-summary")
+                ranked = gr.Dataframe(headers=["rank", "phrase", "kind", "cosine"], label="Phrases (best first)",
+                                      interactive=False,
                                       elem_id="describe-table")
                 prompt = gr.Textbox(label="Described as a prompt", elem_id="describe-prompt")
                 send = gr.Button("Send to Generate", elem_id="describe-send")

@@ -32,7 +32,8 @@ def build_similarity(studio, scorer_choice: gr.Radio) -> None:
                 go = gr.Button("Compute similarity", variant="primary", elem_id="similarity-button")
             with gr.Column():
                 heatmap = gr.Plot(label="Cosine similarity")
-                table = gr.Dataframe(headers=["image", "text", "cosine", "CLIP score"], interactive=False,
+                table = gr.Dataframe(headers=["image", "text", "cosine", "CLIP score"], label="Pairs",
+                                     interactive=False,
                                      elem_id="similarity-table")
                 info = gr.Markdown(label="scorer", elem_id="similarity-info")
                 metadata = gr.JSON(label="How uploaded clipdemo PNGs were made (from their metadata)")

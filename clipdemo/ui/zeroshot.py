@@ -39,7 +39,8 @@ def build_zeroshot(studio, scorer_choice: gr.Radio) -> None:
             with gr.Column():
                 label = gr.Label(label="First image", elem_id="classify-label")
                 gallery = gr.Gallery(label="Top-1 per image (click to see its probabilities)", columns=4, format="png")
-                table = gr.Dataframe(headers=["image", "label", "probability"], interactive=False)
+                table = gr.Dataframe(headers=["image", "label", "probability"], label="Probabilities",
+                                     interactive=False)
                 per_image = gr.State([])
                 info = gr.Markdown(label="scorer")
         go.click(user_errors(bind(classify, studio)), [images, labels, template, top_k, scorer_choice],

@@ -9,9 +9,9 @@ from functools import lru_cache
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 CJK_FONT_NAMES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC", "WenQuanYi Zen Hei", "Source Han Sans SC")
@@ -62,14 +62,15 @@ def use_cjk_font_if_needed(texts) -> None:
     if font is None:
         warnings.warn(MISSING_CJK_FONT)  # the server log; the tabs show missing_font_notice to the user
         return
-    plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
+    matplotlib.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
 
 
 def similarity_heatmap(cosine: np.ndarray, row_names: list[str], col_names: list[str], title: str = ""):
     """A heatmap with each cell's value written in; rows are images, columns texts."""
     use_cjk_font_if_needed(row_names + col_names)
     n_rows, n_cols = cosine.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * n_cols + 2.5), max(3.0, 0.6 * n_rows + 2.0)))
+    fig = Figure(figsize=(max(4.0, 1.1 * n_cols + 2.5), max(3.0, 0.6 * n_rows + 2.0)))  # not pyplot: no global figure manager on a server
+    ax = fig.subplots()
     im = ax.imshow(cosine, cmap="viridis", aspect="auto")
     ax.set_xticks(range(n_cols), [_short(t) for t in col_names], rotation=30, ha="right")
     ax.set_yticks(range(n_rows), [_short(t) for t in row_names])
@@ -81,7 +82,6 @@ def similarity_heatmap(cosine: np.ndarray, row_names: list[str], col_names: list
     fig.colorbar(im, ax=ax, label="cosine similarity")
     ax.set_title(title or "image × text cosine similarity")
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
@@ -94,7 +94,8 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], title: str = "confus
     use_cjk_font_if_needed(labels)
     n = len(labels)
     side = min(24.0, max(5.0, 0.35 * n + 3))
-    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    fig = Figure(figsize=(side, side * 0.9))  # not pyplot: no global figure manager on a server
+    ax = fig.subplots()
     im = ax.imshow(matrix, cmap="Blues")
     shown = [_short(t, 20) for t in labels]
     if n <= 60:
@@ -112,13 +113,13 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], title: str = "confus
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
 def score_distributions(a_scores: list[float], b_scores: list[float], labels: tuple[str, str], score_name: str):
     """Box plots of two settings' scores with each seed's points, lines joining the same seed."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = Figure(figsize=(5.5, 4))  # not pyplot: no global figure manager on a server
+    ax = fig.subplots()
     ax.boxplot([a_scores, b_scores], widths=0.5)
     ax.set_xticks([1, 2], [_short(labels[0], 30), _short(labels[1], 30)])
     for a, b in zip(a_scores, b_scores):
@@ -128,13 +129,13 @@ def score_distributions(a_scores: list[float], b_scores: list[float], labels: tu
     ax.set_ylabel(score_name)
     ax.set_title("scores per setting (lines join the same seed)")
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
 def history_chart(history_rows: list[list], mean_index: int = 10, best_index: int = 11):
     """Mean and best score of each run in the session, in run order."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig = Figure(figsize=(6, 3))  # not pyplot: no global figure manager on a server
+    ax = fig.subplots()
     numbers = [r[0] for r in history_rows]
     ax.plot(numbers, [r[mean_index] for r in history_rows], marker="o", label="mean")
     ax.plot(numbers, [r[best_index] for r in history_rows], marker="^", label="best")
@@ -144,5 +145,4 @@ def history_chart(history_rows: list[list], mean_index: int = 10, best_index: in
     ax.legend()
     ax.set_title("scores over this page's runs")
     fig.tight_layout()
-    plt.close(fig)
     return fig

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..plots import _short, plt, use_cjk_font_if_needed
+from matplotlib.figure import Figure
+
+from ..plots import _short, use_cjk_font_if_needed
 from .format import _ci, _num, label, leaderboard
 from .stats import Summary
 
@@ -48,8 +50,8 @@ def scores_figure(summary: Summary):
     names = [s.name for s in summary.settings]
     use_cjk_font_if_needed(names)
     metrics = summary.scorers or ["clip"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.5, 1.2 * len(names) + 2.5) * len(metrics), 4),
-                             squeeze=False)
+    fig = Figure(figsize=(max(4.5, 1.2 * len(names) + 2.5) * len(metrics), 4))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         data = [summary.scores.get(n, {}).get(metric, []) for n in names]
         ax.boxplot([d or [float("nan")] for d in data], widths=0.5)
@@ -57,7 +59,6 @@ def scores_figure(summary: Summary):
         ax.set_ylabel(label(metric))
         ax.set_title(f"{label(metric)} per setting")
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
@@ -67,7 +68,8 @@ def categories_figure(summary: Summary):
     categories = sorted({c for by_cat in summary.categories.values() for c in by_cat})
     names = list(summary.categories)
     use_cjk_font_if_needed(names + categories)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(categories) * max(1, len(names)) + 2), 4))
+    fig = Figure(figsize=(max(5.0, 0.9 * len(categories) * max(1, len(names)) + 2), 4))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
         values = [summary.categories[name].get(c, {}).get(metric, float("nan")) for c in categories]
@@ -78,7 +80,6 @@ def categories_figure(summary: Summary):
     if names:
         ax.legend()
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 

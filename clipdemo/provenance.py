@@ -21,23 +21,22 @@ from .version import __version__
 KEY = "clipdemo"  # one iTXt chunk holding JSON; a plain "parameters" chunk mirrors it for other tools
 
 
+def run_fields(result: Any) -> dict:
+    """What a run asked for and which models ran it: shared by manifest.json and every PNG's metadata."""
+    req = result.request
+    return {"prompt": req.prompt, "negative_prompt": req.negative_prompt, "sd_model": result.sd_model,
+            "clip_model": result.clip_model, "steps": req.steps, "guidance": req.guidance, "width": req.width,
+            "height": req.height, "rank_by": result.rank_by}
+
+
 def image_metadata(result: Any, item: Any) -> dict:
     """The parameters of one ranked image (`result` is a RankResult, `item` one of its RankedImages)."""
-    req = result.request
     return {
-        "prompt": req.prompt,
-        "negative_prompt": req.negative_prompt,
+        **run_fields(result),
         "seed": item.seed,
-        "steps": req.steps,
-        "guidance": req.guidance,
-        "width": req.width,
-        "height": req.height,
-        "sd_model": result.sd_model,
-        "clip_model": result.clip_model,
         "scorers": sorted(item.scores),
         "scores": dict(item.scores),
         "rank": item.rank,
-        "rank_by": result.rank_by,
         "translated_prompt": result.translated_prompt,
         "moderation": item.moderation,
         "clipdemo_version": __version__,

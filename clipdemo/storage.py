@@ -33,6 +33,10 @@ class DiskPolicy:
     max_bytes: int = 2 * GB  # all bounded folders together
     headroom_bytes: int = 300 * MB  # free space kept on the filesystem a run is written to
 
+    def by_age_only(self) -> "DiskPolicy":
+        """Everything past the maximum age goes; nothing goes for size."""
+        return DiskPolicy(self.max_age_s, self.max_age_s, 1 << 62, self.headroom_bytes)
+
     @classmethod
     def from_settings(cls, settings) -> "DiskPolicy":
         return cls(min_age_s=settings.runs_min_age_hours * HOUR, max_age_s=settings.runs_max_age_hours * HOUR,

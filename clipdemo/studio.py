@@ -40,7 +40,7 @@ from .retrieval.uploads import unpacked_images
 from .scoring import ClipScorer
 from .similarity import SimilarityResult, similarity
 from .speedups.memory import keep_freed_buffers, limit_malloc_arenas
-from .storage import DiskPolicy, PruneReport, ensure_space, no_space, prune, run_bytes
+from .storage import DiskPolicy, PruneReport, ensure_space, prune, run_bytes
 from .text import DEFAULT_TEMPLATE, check_template, check_texts, parse_labels
 from .zeroshot import Classification, classify
 
@@ -117,10 +117,7 @@ class Studio:
         is checked first, as generate does."""
         req = result.request
         ensure_space(out_dir, run_bytes(len(result.images), req.width, req.height), self.disk_policy, prunable)
-        try:
-            return write_run(result, out_dir, archive=archive)
-        except OSError as exc:
-            raise no_space(exc, out_dir) or exc from None
+        return write_run(result, out_dir, archive=archive)
 
     @property
     def disk_policy(self) -> DiskPolicy:

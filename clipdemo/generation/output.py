@@ -17,7 +17,8 @@ from typing import Any
 from PIL import Image
 
 from ..files import write_atomic
-from ..provenance import image_metadata, png_bytes, tagged_png
+from ..provenance import image_metadata, png_bytes, run_fields, tagged_png
+from ..storage import no_space
 
 _ENCODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")  # zlib releases the GIL
 
@@ -53,17 +54,8 @@ def image_filename(item: Any) -> str:
 
 def manifest(result: Any) -> dict[str, Any]:
     """The JSON record of a run (a RankResult); `file` entries are relative to the run's folder."""
-    req = result.request
     return {
-        "prompt": req.prompt,
-        "negative_prompt": req.negative_prompt,
-        "sd_model": result.sd_model,
-        "clip_model": result.clip_model,
-        "steps": req.steps,
-        "guidance": req.guidance,
-        "width": req.width,
-        "height": req.height,
-        "rank_by": result.rank_by,
+        **run_fields(result),
         "images": [
             {
                 "rank": item.rank,
@@ -85,9 +77,16 @@ def manifest(result: Any) -> dict[str, Any]:
 
 def write_run(result: Any, out_dir: str | Path, encoded: EncodedPngs | None = None,
               archive: str | Path | None = None) -> RunFiles:
-    """Write each PNG, then manifest.json, each whole; with `archive`, a zip of them too (from memory)."""
+    """Write each PNG, then manifest.json, each whole; with `archive`, a zip of them too (from memory). A disk
+    that fills meanwhile is a DiskFullError, and the folder then has no manifest."""
+    try:
+        return _write_run(result, Path(out_dir), encoded, archive)
+    except OSError as exc:
+        raise no_space(exc, out_dir) or exc from None
+
+
+def _write_run(result: Any, out: Path, encoded: EncodedPngs | None, archive: str | Path | None) -> RunFiles:
     # 1. The images, in rank order, each with its provenance.
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pngs = {}
     for item in result.images:

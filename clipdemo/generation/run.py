@@ -14,7 +14,7 @@ from ..moderation import moderate_ranked, moderator
 from .ranking import RankedImage, RankResult, rank_candidates
 from ..scorers import prompt_notices, ranking_scorers, scorer_for
 from ..scoring import ClipScorer
-from ..storage import DiskPolicy, ensure_space, no_space, run_bytes
+from ..storage import DiskPolicy, ensure_space, run_bytes
 from ..text import has_cjk
 from .candidates import Candidate, generate_within_memory
 from .output import encode_ahead, write_run
@@ -70,10 +70,7 @@ def generate(models: ModelRegistry, request: GenerationRequest, progress: Progre
                         score_dtypes=kinds)
     # 8. Its files, when asked for: written before the result is returned.
     if out_dir is not None:
-        try:
-            result.files = write_run(result, out_dir, encoded, archive)
-        except OSError as exc:
-            raise no_space(exc, out_dir) or exc from None
+        result.files = write_run(result, out_dir, encoded, archive)
     return result
 
 

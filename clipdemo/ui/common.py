@@ -11,7 +11,6 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -184,7 +183,7 @@ def make_room(studio) -> None:
     a pruning by size could pull from under a request reading it."""
     policy = studio.disk_policy
     Studio.prune(temp_folders(), policy)
-    Studio.prune([gradio_cache()], replace(policy, min_age_s=policy.max_age_s, max_bytes=1 << 62))
+    Studio.prune([gradio_cache()], policy.by_age_only())
 
 
 def new_run(studio) -> tuple[Path, Path]:

@@ -134,6 +134,7 @@ class Settings:
     runs_max_age_hours: float = _default("runs_max_age_hours")
     runs_max_gb: float = _default("runs_max_gb")
     disk_headroom_mb: float = _default("disk_headroom_mb")
+    max_wait_minutes: float = _default("max_wait_minutes")
     compare_models: tuple[str, ...] = _default("compare_models")
     phrases: str = _default("phrases")
     dtype: str = _default("dtype")

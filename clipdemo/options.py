@@ -136,6 +136,8 @@ OPTIONS: tuple[Option, ...] = (
            "out first", default=2.0, kind="float", scope="serve"),
     Option("disk_headroom_mb", "free space kept on the disk a run is written to; below it a server prunes old "
            "runs, and a run that still does not fit is refused", default=300.0, kind="float", scope="generation"),
+    Option("max_wait_minutes", "a server refuses a request whose expected wait (from each endpoint's average run "
+           "time) is longer than this, and tells the visitor that wait", default=10.0, kind="float", scope="serve"),
     Option("compare_models", "extra text-to-image models the Compare tab may pick (comma-separated in the "
            "variable)", default=(), kind="list", scope="serve"),
     Option("phrases", "phrase bank that describes images: builtin (objects, colours, styles, media, lighting in "

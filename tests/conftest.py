@@ -82,11 +82,11 @@ def studio(tiny_clip_dir, tiny_sd_dir):
 def tiny_server(tiny_sd_dir, tiny_clip_dir):
     """The app over the tiny models, shared by the gradio_client tests."""
     from clipdemo import Studio, resolve_settings
-    from clipdemo.ui import build_app
+    from clipdemo.ui import app
     from tests.servers import launch_local
 
-    demo = build_app(Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32")))
-    demo.queue(max_size=16)
+    studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32"))
+    demo = app.queue(app.build_app(studio), studio)  # the server's own queue
     yield launch_local(demo)
     demo.close()
 

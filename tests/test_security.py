@@ -26,7 +26,7 @@ def served(tiny_sd_dir, tiny_clip_dir):
     studio = Studio(resolve_settings(sd_model=str(tiny_sd_dir), clip_model=str(tiny_clip_dir), dtype="fp32",
                                      pick_model="none", moderation="off", decoder="full"))
     demo = ui.build_app(studio)
-    demo.queue(max_size=ui.QUEUE_SIZE)
+    ui.queue(demo, studio)
     url = launch_local(demo, max_file_size=ui.MAX_FILE_SIZE)
     yield demo, url, studio
     demo.close()

@@ -19,13 +19,13 @@ from .evaluate import build_evaluate
 from .formatting import details, downloads_markdown, header, scorer_info
 from .generate import build_generate
 from .history import build_history
+from .queue import install as install_queue
 from .moderate import build_moderate
 from .search import build_search
 from .similarity import build_similarity
 from .zeroshot import build_zeroshot
 
 MAX_FILE_SIZE = "50mb"  # per uploaded file (a zip of class folders may be this large)
-QUEUE_SIZE = 256  # requests waiting per event: a burst of visitors is served, a flood gets "queue full"
 
 
 def download_status(studio: Studio):
@@ -66,13 +66,20 @@ def build_app(studio: Studio) -> gr.Blocks:
     return demo
 
 
+def queue(demo: gr.Blocks, studio: Studio) -> gr.Blocks:
+    """The server's queue: two runs of an event at once, a request refused only by its expected wait."""
+    demo.queue(default_concurrency_limit=2)
+    install_queue(demo, max_wait_s=studio.settings.max_wait_minutes * 60)
+    return demo
+
+
 def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **kwargs) -> Any:
     """Serve the app. No extra allowed_paths: only gradio's own cache and temp files are served."""
     import os
 
     studio.start_serving()  # memory settings, the downloads and the warm-up, before the page takes visitors
     demo = build_app(studio)
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    queue(demo, studio)
     return demo.launch(
         server_name=host,
         server_port=port,

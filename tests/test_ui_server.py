@@ -353,6 +353,9 @@ def test_compare_endpoint_different_settings_count_wins(client, tiny_sd_dir, tin
 
 
 # Each public endpoint's inputs without a default: a client may send these and nothing else.
+FLAT_CALLS = 5  # calls measured per endpoint, after two to warm up
+FLAT_BYTES = 64 * 1024  # a request's own traffic and gradio's bounded logs stay well under it
+HEAVY_MODULES = ("clipdemo", "PIL", "torch", "numpy", "matplotlib")
 REQUIRED_INPUTS = {
     "/generate": ["prompt"],
     "/stop": [],
@@ -466,3 +469,56 @@ def test_every_api_field_is_named(studio):
                for kind in ("parameters", "returns") for field in spec[kind]
                if not field.get("label") or re.fullmatch(r"value_\d+", str(field["label"]))]
     assert len(info["named_endpoints"]) >= 10 and unnamed == []
+
+
+def endpoint_calls(image_file: str, class_zip: str) -> dict:
+    """One small request per endpoint, its required inputs and little more."""
+    from gradio_client import handle_file
+
+    image, folder = [handle_file(image_file)], handle_file(class_zip)
+    return {
+        "generate": lambda c: c.predict("a red circle", num_candidates=1, steps=1, api_name="/generate"),
+        "classify": lambda c: c.predict(image, "cat, dog, bird", api_name="/classify"),
+        "similarity": lambda c: c.predict(image, "a dog\na cat", api_name="/similarity"),
+        "moderate": lambda c: c.predict(image, api_name="/moderate"),
+        "evaluate": lambda c: c.predict(folder, api_name="/evaluate"),
+        "compare": lambda c: c.predict("a red circle", num_candidates=1, steps_a=1, steps_b=1, api_name="/compare"),
+        "search": lambda c: c.predict(folder, "a cat", api_name="/search"),
+        "describe": lambda c: c.predict(image[0], api_name="/describe"),
+    }
+
+
+def heavy_objects() -> "Counter[str]":
+    """Live objects by type, for the kinds a request makes: images, tensors, arrays, figures, clipdemo's results."""
+    import gc
+    from collections import Counter
+
+    gc.collect()
+    return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
+                   if str(type(o).__module__).split(".")[0] in HEAVY_MODULES)
+
+
+@pytest.mark.parametrize("endpoint", ["generate", "classify", "similarity", "moderate", "evaluate", "compare",
+                                      "search", "describe"])
+def test_memory_per_call_is_flat(small_client, endpoint, image_file, tmp_path):
+    """Nothing a request makes outlives it: no figure, image, tensor or result kept per call, and the Python heap
+    (tracemalloc: the server runs in this process) grows by less than FLAT_BYTES a call once warm."""
+    import gc
+    import tracemalloc
+
+    call = endpoint_calls(image_file, str(write_class_zip(tmp_path)))[endpoint]
+    for _ in range(2):  # warm: first-use imports, the prompt cache, gradio's per-endpoint state
+        call(small_client)
+    before_objects = heavy_objects()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(FLAT_CALLS):
+            call(small_client)
+        gc.collect()  # a figure is a cycle of references: garbage, but freed only by the collector
+        heap = (tracemalloc.get_traced_memory()[0] - before) / FLAT_CALLS
+    finally:
+        tracemalloc.stop()
+    grown = {kind: n for kind, n in (heavy_objects() - before_objects).items() if n >= FLAT_CALLS}
+    assert not grown, f"/{endpoint} keeps one of these per call: {grown}"
+    assert heap < FLAT_BYTES, f"/{endpoint} keeps {heap / 1024:.0f} KiB of Python objects per call"

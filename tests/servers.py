@@ -9,8 +9,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_local(demo, **kwargs) -> str:
-    """Start `demo` in the background on 127.0.0.1 and return its URL; the caller closes it."""
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            **kwargs)
+def launch_local(demo, port: int | None = None, **kwargs) -> str:
+    """Start `demo` in the background on 127.0.0.1 (a free port unless named) and return its URL; the caller
+    closes it."""
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=port or free_port(), prevent_thread_lock=True,
+                            quiet=True, **kwargs)
     return url

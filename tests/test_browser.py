@@ -358,3 +358,75 @@ def test_a_phone_sees_the_prompt_and_generate_on_its_first_screen(browser, serve
         assert "moderation" in page.locator("#details-text").inner_text()
     finally:
         context.close()
+
+
+def demo_server(port: int | None = None):
+    """A fresh studio and server for the demo preset, with the server's own queue."""
+    from clipdemo import Studio, resolve_settings
+    from clipdemo.ui import app
+
+    studio = Studio(resolve_settings(preset="demo"))
+    demo = app.queue(app.build_app(studio), studio)
+    return demo, launch_local(demo, port=port)
+
+
+def ranking_rows(page, n: int) -> list[str]:
+    """The ranking table once n candidates are in: each row's rank, seed and CLIP score (three decimals)."""
+    page.wait_for_function(f"() => document.querySelectorAll('#ranking-table [data-testid=cell-{n - 1}-0]')"
+                           ".length === 1", timeout=LONG)
+    return [" ".join(page.locator(f"#ranking-table [data-testid=cell-{row}-{col}]").inner_text().strip()
+                     for col in range(3)) for row in range(n)]
+
+
+def test_a_result_link_brings_the_same_ranking_back_after_a_restart(browser):
+    from tests.servers import free_port
+
+    port = free_port()
+    demo, url = demo_server(port)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(MEDIUM)
+    try:
+        with step(page, "link-1-generate"):
+            page.goto(url, wait_until="domcontentloaded")
+            page.locator("#generate-prompt textarea").fill("一只戴眼镜的狗")
+            set_number(page, "Candidates", 3)
+            page.get_by_label("Seed (blank = random)").fill("11")
+            page.locator("#generate-button").click()
+            first = ranking_rows(page, 3)
+            page.wait_for_function("() => document.querySelector('#result-link textarea').value.includes('run=1')",
+                                   timeout=MEDIUM)
+            link = page.locator("#result-link textarea").input_value()
+        assert link.startswith(url.rstrip("/") + "/?") and "prompt=一只戴眼镜的狗" in link, link
+        assert "seed=11" in link and "n=3" in link and "preset=demo" in link, link
+    finally:
+        context.close()
+        demo.close()
+
+    demo, url = demo_server(port)  # restarted: a new studio, models loaded again, the same address
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(MEDIUM)
+    try:
+        with step(page, "link-2-opened-after-restart"):
+            page.goto(link, wait_until="domcontentloaded")
+            again = ranking_rows(page, 3)  # it ran by itself
+            assert page.locator("#generate-prompt textarea").input_value() == "一只戴眼镜的狗"
+        assert again == first  # same seeds, same order, same scores
+        assert not page.locator("#link-notice").is_visible()  # nothing was left out
+
+        with step(page, "link-3-bad-parameters"):
+            page.goto(url + "?prompt=a%20red%20circle&n=2&steps=500&width=100&colour=red&run=0",
+                      wait_until="domcontentloaded")
+            notice = page.locator("#link-notice")
+            notice.wait_for(state="visible", timeout=MEDIUM)
+            text = notice.inner_text()
+            assert "steps=500" in text and "width=100" in text and "colour" in text, text
+            assert "n=2" not in text and len(text.splitlines()) == 1, text
+            assert page.locator("#generate-prompt textarea").input_value() == "a red circle"
+            assert page.get_by_label("number input for Candidates").input_value() == "2"
+            page.wait_for_timeout(1500)
+            assert page.locator("#ranking-table [data-testid=cell-0-0]").count() == 0  # run=0: nothing ran
+    finally:
+        context.close()
+        demo.close()

@@ -103,7 +103,7 @@ def test_modules_and_functions_stay_small():
 # settings and their declarations, and pure formatting (texts, figures, the page's run history).
 SHELL_MAY_IMPORT = {"clipdemo.studio", "clipdemo.errors", "clipdemo.options", "clipdemo.config", "clipdemo.version",
                     "clipdemo.generation", "clipdemo.generation.request", "clipdemo.text", "clipdemo.plots",
-                    "clipdemo.history", "clipdemo.bench.format"}
+                    "clipdemo.history", "clipdemo.bench.format", "clipdemo.links"}
 
 
 def test_the_shells_reach_the_core_only_through_the_facade():

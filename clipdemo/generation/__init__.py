@@ -6,9 +6,9 @@ assembly; translate: zh→en prompts; run: one whole generate, step by step (imp
 """
 
 from .candidates import Candidate, PromptCache, check_output, generate_candidates, generate_within_memory
-from .request import (MAX_CANDIDATES, MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest,
-                      ProgressFn, gpu_seconds)
+from .request import (MAX_CANDIDATES, MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, PAGE_MAX_SIZE,
+                      GenerationRequest, ProgressFn, gpu_seconds)
 
 __all__ = ["Candidate", "GenerationRequest", "MAX_CANDIDATES", "MAX_GUIDANCE", "MAX_SEED", "MAX_SIZE", "MAX_STEPS",
-           "MIN_SIZE", "ProgressFn", "PromptCache", "check_output", "generate_candidates", "generate_within_memory",
+           "MIN_SIZE", "PAGE_MAX_SIZE", "ProgressFn", "PromptCache", "check_output", "generate_candidates", "generate_within_memory",
            "gpu_seconds"]

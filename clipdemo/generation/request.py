@@ -15,6 +15,7 @@ MAX_CANDIDATES = 8
 MAX_STEPS = 100
 MAX_GUIDANCE = 30.0
 MIN_SIZE, MAX_SIZE = 64, 2048
+PAGE_MAX_SIZE = 1024  # the page's sliders and its links stop here; the CLI and API go to MAX_SIZE
 MAX_SEED = 2**32 - 1 - MAX_CANDIDATES
 
 # ZeroGPU: a call asks for the GPU time it may need; the Space's platform caps a request at two minutes.

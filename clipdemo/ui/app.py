@@ -19,6 +19,7 @@ from .evaluate import build_evaluate
 from .formatting import details, downloads_markdown, header, scorer_info
 from .generate import build_generate
 from .history import build_history
+from .links import wire_links
 from .queue import install as install_queue
 from .moderate import build_moderate
 from .search import build_search
@@ -54,15 +55,16 @@ def build_app(studio: Studio) -> gr.Blocks:
             scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
                                      info=scorer_info(s.zh_clip_model, s.clip_model))
         with gr.Tabs() as tabs:
-            gen_event, last_run, gen_prompt = build_generate(studio, scorer_choice)
+            generate_tab = build_generate(studio, scorer_choice)
             compared = build_compare(studio, scorer_choice)
             build_bench(studio, scorer_choice)
-            build_history(history, (gen_event, last_run), compared)
-            build_search(studio, scorer_choice, history, gen_prompt, tabs)
+            build_history(history, (generate_tab.event, generate_tab.last_run), compared)
+            build_search(studio, scorer_choice, history, generate_tab.prompt, tabs)
             build_zeroshot(studio, scorer_choice)
             build_similarity(studio, scorer_choice)
             build_moderate(studio)
             build_evaluate(studio, scorer_choice)
+        wire_links(demo, studio, generate_tab)
     return demo
 
 

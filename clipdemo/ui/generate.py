@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from ..errors import Cancelled
-from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, GenerationRequest, gpu_seconds
+from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, MIN_SIZE, PAGE_MAX_SIZE, GenerationRequest, gpu_seconds
 from ..history import run_from_result
 from .common import (StopFlags, bind, gallery_of, new_run, on_gpu, session_of, show_notices, temp_folders,
                      user_errors)
@@ -82,14 +84,27 @@ def pickscore_info(on_cpu: bool) -> str:
             + ("about a fifth more time on this CPU" if on_cpu else "cheap on a GPU") + ", loads on first use)")
 
 
-def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency, gr.State, gr.Textbox]:
-    """The tab's layout and events; returns the generate event, the state holding its run for History, and
-    the prompt box (the Search tab's description can be sent to it)."""
+@dataclass
+class GenerateTab:
+    """What other parts of the page reach: the event and its run (History), the prompt (Search sends to it),
+    the inputs by link field name and the link's own elements."""
+
+    event: gr.events.Dependency
+    last_run: gr.State
+    prompt: gr.Textbox
+    inputs: dict[str, gr.components.Component]
+    link: gr.Textbox
+    link_notice: gr.Markdown
+
+
+def build_generate(studio, scorer_choice: gr.Radio) -> GenerateTab:
+    """The tab's layout and events."""
     s, d = studio.settings, studio.settings.defaults
     stop_flags = StopFlags()
     with gr.Tab("Generate & rank", id="generate"):
         with gr.Row():
             with gr.Column(scale=2):
+                link_notice = gr.Markdown(visible=False, elem_id="link-notice")  # what an opened link left out
                 prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2,
                                     elem_id="generate-prompt")
                 with gr.Row():  # right under the prompt: on a phone both fit the first screen
@@ -104,8 +119,8 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
                         steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label="Steps")
                         guidance = gr.Slider(0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="Guidance")
                     with gr.Row():
-                        width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width")
-                        height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height")
+                        width = gr.Slider(MIN_SIZE, PAGE_MAX_SIZE, value=d.width, step=8, label="Width")
+                        height = gr.Slider(MIN_SIZE, PAGE_MAX_SIZE, value=d.height, step=8, label="Height")
                         seed = gr.Textbox(value="", label="Seed (blank = random)", placeholder="random")
                     pickscore = gr.Checkbox(value=studio.pickscore_default, label="PickScore",
                                             interactive=s.pick_model != "none", elem_id="pickscore-box",
@@ -117,6 +132,8 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
                 ranking = gr.Dataframe(headers=["rank", "seed", "CLIP score", "moderation"],
                                        label="Ranking", interactive=False, elem_id="ranking-table")
                 download = gr.File(label="Download all (PNGs with their parameters + manifest.json)")
+                link = gr.Textbox(label="Link to this result", elem_id="result-link", interactive=False,
+                                  buttons=["copy"], placeholder="after a Generate: a link that brings this ranking back")
         last_run = gr.State(None)
         gen_event = go.click(bind(show_stop, stop_flags), None, stop_button, queue=False,
                              api_visibility="private")
@@ -129,4 +146,6 @@ def build_generate(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependenc
         # The page runs .then only after a success: a stopped or refused run must hide Stop too.
         gen_event.failure(lambda: gr.Button(visible=False), None, stop_button, queue=False, api_visibility="private")
         stop_button.click(bind(stop, stop_flags), None, info, api_name="stop", concurrency_limit=None, queue=False)
-    return gen_event, last_run, prompt
+    inputs = {"prompt": prompt, "negative": negative, "seed": seed, "n": n, "steps": steps, "guidance": guidance,
+              "width": width, "height": height, "scorer": scorer_choice}
+    return GenerateTab(gen_event, last_run, prompt, inputs, link, link_notice)

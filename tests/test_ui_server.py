@@ -5,6 +5,7 @@ import json
 import re
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -488,10 +489,9 @@ def endpoint_calls(image_file: str, class_zip: str) -> dict:
     }
 
 
-def heavy_objects() -> "Counter[str]":
+def heavy_objects() -> Counter:
     """Live objects by type, for the kinds a request makes: images, tensors, arrays, figures, clipdemo's results."""
     import gc
-    from collections import Counter
 
     gc.collect()
     return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
                    help="port to listen on (default 7860; Spaces set GRADIO_SERVER_PORT)")
     v.add_argument("--share", action="store_true", help="ask gradio for a public link (off by default)")
+    v.add_argument("--mcp", action="store_true",
+                   help="also serve the endpoints as MCP tools at /gradio_api/mcp/ (as GRADIO_MCP_SERVER=True does)")
     add_option_flags(v, "serve")
     add_score_parser(sub)
     add_bench_parser(sub)
@@ -144,11 +146,15 @@ def cmd_similarity(args, studio: Studio) -> int:
 
 
 def cmd_serve(args, studio: Studio) -> int:
+    import importlib.util
+
     from ..ui import launch
 
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        raise InputError("--mcp needs the MCP extra: pip install 'gradio[mcp]'.")
     studio.follow_downloads(log=lambda line: print(f"clipdemo: {line}", file=sys.stderr, flush=True))
 
-    launch(studio, host=args.host, port=args.port, share=args.share)
+    launch(studio, host=args.host, port=args.port, share=args.share, mcp_server=True if args.mcp else None)
     return 0
 
 

@@ -20,6 +20,7 @@ from .formatting import details, downloads_markdown, header, scorer_info
 from .generate import build_generate
 from .history import build_history
 from .links import wire_links
+from .mcp import install as install_mcp
 from .queue import install as install_queue
 from .moderate import build_moderate
 from .search import build_search
@@ -38,6 +39,7 @@ def download_status(studio: Studio):
 
 
 def build_app(studio: Studio) -> gr.Blocks:
+    install_mcp()  # whoever turns the MCP server on (--mcp, GRADIO_MCP_SERVER) gets clipdemo's
     s = studio.settings
     max_age = int(studio.disk_policy.max_age_s)  # Gradio's own copies of served files age out too, hourly checked
     with gr.Blocks(title="clipdemo: CLIP studio", delete_cache=(min(3600, max_age), max_age)) as demo:

@@ -73,7 +73,17 @@ def new_run_folder(studio) -> Path:
 
 def bench(studio, prompts: str | None, settings: str | None, prompt_set: str | None = TYPED,
           seeds: int = DEFAULT_SEEDS, scorer: str = "auto", progress=gr.Progress()):
-    """Generate every prompt × seed under each setting, score each image, and summarise with 95% CIs."""
+    """Benchmark generation settings: every prompt × seed under each setting, scored, with 95% intervals.
+
+    Args:
+        prompts: the prompts, one per line (or pick a prompt set)
+        settings: one setting per line, 'NAME: key=value, ...' (steps, guidance, scheduler, negative, model)
+        prompt_set: a built-in prompt set instead of typed prompts
+        seeds: seeds per prompt
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        A summary per setting with confidence intervals and paired tests, a plot and the result files.
+    """
     chosen = prompt_set if prompt_set and prompt_set != TYPED else None
     spec = chosen or lines_of(prompts)
     if not spec:

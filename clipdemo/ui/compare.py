@@ -16,7 +16,28 @@ def compare(studio, prompt: str, seed: str, num_candidates: int, width: int, hei
             model_a: str, steps_a: int, guidance_a: float, scheduler_a: str, negative_a: str,
             model_b: str, steps_b: int, guidance_b: float, scheduler_b: str, negative_b: str,
             scorer: str = "auto", progress=gr.Progress()):
-    """Generate the same prompt and seeds with settings A and B; compare their scores seed by seed."""
+    """Generate the same prompt and seeds with settings A and B, and compare their CLIPScores seed by seed.
+
+    Args:
+        prompt: what the images should show, in English or Chinese
+        seed: the first seed (blank for a random one); both sides use the same seeds
+        num_candidates: how many seeds to compare
+        width: image width in pixels
+        height: image height in pixels
+        model_a: side A's text-to-image model
+        steps_a: side A's denoising steps
+        guidance_a: side A's guidance scale
+        scheduler_a: side A's scheduler
+        negative_a: side A's negative prompt
+        model_b: side B's text-to-image model
+        steps_b: side B's denoising steps
+        guidance_b: side B's guidance scale
+        scheduler_b: side B's scheduler
+        negative_b: side B's negative prompt
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        Both sides' images, a summary of wins and mean scores, a table per seed and a plot of both distributions.
+    """
     from ..plots import score_distributions
 
     models = {shown(m): m for m in studio.generation_models()}

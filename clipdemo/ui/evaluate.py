@@ -17,7 +17,18 @@ from .formatting import eval_mistakes, eval_rows, eval_summary, notice_lines
 
 def evaluate(studio, archive: str | None, label_lines: str, templates: str, custom_template: str,
              scorer: str = "auto", progress=gr.Progress()):
-    """Zero-shot evaluation of a zip of class folders: metrics, confusion matrix, mistakes."""
+    """Zero-shot evaluation of a zip of class folders with CLIP: top-1 and top-5, per class, confusion matrix.
+
+    Args:
+        archive: a zip with one folder of images per class (a file or an http(s) URL)
+        label_lines: optional 'folder: label' lines that name the classes
+        templates: the prompt templates: single, cifar, imagenet, zh or custom
+        custom_template: the template when templates is custom, with {} for the label
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        A summary of the metrics, a per-class table, the confusion matrix, the misclassified images and the
+        report files.
+    """
     if not archive:
         raise InputError("Upload a zip with one folder of images per class.")
     evals = Path(tempfile.gettempdir()) / "clipdemo-evals"

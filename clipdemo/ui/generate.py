@@ -30,7 +30,23 @@ def generate(
     request: gr.Request = None,
     progress=gr.Progress(),
 ):
-    """Generate candidates for a prompt and rank them best-first by CLIPScore."""
+    """Generate candidate images for a prompt and rank them best-first by CLIPScore (with each one's seed).
+
+    Args:
+        prompt: what the image should show, in English or Chinese
+        negative_prompt: what it should not show (optional)
+        num_candidates: how many images to generate and rank (1 to 8)
+        steps: denoising steps per image
+        guidance: classifier-free guidance scale (0 turns it off)
+        width: image width in pixels, a multiple of 8
+        height: image height in pixels, a multiple of 8
+        seed: the first candidate's seed (the others follow it); blank for a random one
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+        pickscore: also score with PickScore (human preference), where the server has it
+    Returns:
+        The ranked images with their rank, CLIPScore and seed as captions, the ranking table, the run's details
+        and a zip of the PNGs with their parameters.
+    """
     job = GenerationRequest(
         prompt, negative_prompt or "", num_candidates, steps, guidance, width, height,
         None if seed is None or not str(seed).strip() else str(seed).strip(),

@@ -9,7 +9,13 @@ from .formatting import moderation_captions, moderation_rows, moderation_summary
 
 
 def moderate(studio, images: list[str]):
-    """Per-concept scores and the verdict for each image, with the configured checker."""
+    """Check images for unsafe content: each image's verdict and per-concept scores, with the server's checker.
+
+    Args:
+        images: the images to check (files or http(s) URLs, up to 16)
+    Returns:
+        The verdicts in words, a table of concept scores, and the images as shown (flagged ones blurred).
+    """
     pil_images, names = read_uploads(images)
     verdicts, checker = studio.moderate(pil_images)
     shown_images = studio.blur_flagged(pil_images, verdicts)

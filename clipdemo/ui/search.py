@@ -40,7 +40,18 @@ def generated_files(history: list[dict] | None) -> list[str]:
 def search(studio, archive: str | None, text: str, image: str | None = None, source: str = SOURCES[0],
            k: int = DEFAULT_K, scorer: str = "auto", history: list[dict] | None = None, request: gr.Request = None,
            progress=gr.Progress()):
-    """The images closest to a text or an image, from an uploaded zip or from this page's generations."""
+    """Search a zip of images by a text or by an image with CLIP: the closest images, best first.
+
+    Args:
+        archive: a zip of images to search (a file or an http(s) URL)
+        text: what to look for, in English or Chinese (or give an image instead)
+        image: an image to find similar ones to (used when the text is blank)
+        source: uploaded zip, or the images this page generated
+        k: how many images to return
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        The closest images with their scores as captions, a table of file, cosine and CLIPScore, and a summary.
+    """
     if source not in SOURCES:
         raise InputError(f"Choose where to search: {' or '.join(SOURCES)}.")
     if not (text or "").strip() and not image:
@@ -73,7 +84,17 @@ def search(studio, archive: str | None, text: str, image: str | None = None, sou
 
 def describe(studio, image: str | None, language: str = "en", k: int = 8, phrases: str | None = None,
              scorer: str = "auto"):
-    """The phrases that fit an image best, and a prompt line composed from them."""
+    """Describe an image with CLIP: the phrases from a bank that fit it best, and a prompt composed from them.
+
+    Args:
+        image: the image to describe (a file or an http(s) URL)
+        language: en or zh, the language of the phrases
+        k: how many phrases to list
+        phrases: a phrase bank of your own (a text file, one phrase per line), else the server's
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        A table of phrases with their scores, a prompt line made of the best ones, and a summary.
+    """
     if not image:
         raise InputError("Give an image to describe.")
     if language not in LANGUAGES:

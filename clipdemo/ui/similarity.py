@@ -10,7 +10,16 @@ from .formatting import similarity_info, similarity_rows, similarity_title
 
 
 def similarity(studio, images: list[str], texts: str, scorer: str = "auto"):
-    """Cosine similarity of every image with every text (one per line), and each pair's CLIPScore."""
+    """Cosine similarity of every image with every text, and each pair's CLIPScore (100 × max(cosine, 0)).
+
+    Args:
+        images: the images (files or http(s) URLs, up to 16)
+        texts: the texts, one per line, in English or Chinese
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        A heatmap of the matrix, a table of every image-text pair with its cosine and CLIPScore, the scorer,
+        and how any uploaded clipdemo PNGs were made.
+    """
     pil_images, names = read_uploads(images)
     lines = [t for t in (texts or "").splitlines() if t.strip()]
     result = studio.similarity(pil_images, lines, names=names, scorer=scorer)

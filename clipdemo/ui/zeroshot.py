@@ -10,7 +10,17 @@ from .formatting import classify_captions, classify_info, classify_rows, label_s
 
 
 def classify(studio, images: list[str], labels: str, template: str, top_k: int, scorer: str = "auto"):
-    """Zero-shot classify each image against the labels; returns the first image's label and a table."""
+    """Zero-shot classify each image against the labels with CLIP: each label's probability, best first.
+
+    Args:
+        images: the images to classify (files or http(s) URLs, up to 16)
+        labels: the candidate labels, comma or newline separated, in English or Chinese
+        template: the prompt each label is put in, with {} for the label; blank picks one by language
+        top_k: how many labels to list per image
+        scorer: which CLIP scores: auto (by the text's language), english or chinese
+    Returns:
+        The first image's labels with their probabilities, a table of every image's top labels, and the scorer.
+    """
     pil_images, names = read_uploads(images)
     result = studio.classify(pil_images, labels, template, int(top_k) if top_k else None, names=names,
                              scorer=scorer)

@@ -71,8 +71,9 @@ def _flag(raw: str) -> bool:
     return raw == "1"
 
 
-# The page's Generate inputs in link order, with the page's own limits.
-FIELDS = (
+# Each tab a link can open: its inputs in link order, with the page's own limits. Compare's models and
+# schedulers are the page's own lists, given when the link is read ("model", "scheduler").
+GENERATE_FIELDS = (
     LinkField("prompt", _text),
     LinkField("negative", _text),
     LinkField("seed", _integer(0, MAX_SEED)),
@@ -83,13 +84,23 @@ FIELDS = (
     LinkField("height", _integer(MIN_SIZE, PAGE_MAX_SIZE, 8)),
     LinkField("scorer", _choice(SCORER_CHOICES)),
 )
-PAGE_FIELDS = tuple(f.name for f in FIELDS)
+SIDE_FIELDS = ("model", "steps", "guidance", "scheduler", "negative")  # Compare's A and B, as a_steps, b_steps
+COMPARE_FIELDS = (
+    *(f for f in GENERATE_FIELDS if f.name in ("prompt", "seed", "n", "width", "height")),
+    *(LinkField(f"{side}_{name}", {"model": _text, "steps": _integer(1, MAX_STEPS), "guidance": _guidance,
+                                   "scheduler": _text, "negative": _text}[name])
+      for side in "ab" for name in SIDE_FIELDS),
+    LinkField("scorer", _choice(SCORER_CHOICES)),
+)
+TABS = {"generate": GENERATE_FIELDS, "compare": COMPARE_FIELDS}
+PAGE_FIELDS = tuple(f.name for f in GENERATE_FIELDS)
 
 
 @dataclass
 class OpenedLink:
     """What a link sets in the page, what it left out and why, and whether it runs once opened."""
 
+    tab: str = "generate"
     values: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)  # "steps=500 (not between 1 and 100)"
     run: bool = False
@@ -107,24 +118,41 @@ def _escape(text: str) -> str:
     return "".join(c if not c.isascii() or c.isalnum() or c in "-._~" else quote(c, safe="") for c in text)
 
 
-def result_link(root: str, request: GenerationRequest, scorer: str, preset: str, run: bool = True) -> str:
-    """The page's root with the request as query parameters (a validated request: its seed is a number)."""
-    values = {"prompt": request.prompt, "negative": request.negative_prompt, "seed": request.seed,
-              "n": request.n, "steps": request.steps, "guidance": f"{request.guidance:g}",
-              "width": request.width, "height": request.height, "scorer": scorer, "preset": preset,
-              "run": int(run)}
+def _link(root: str, values: dict[str, Any]) -> str:
     query = "&".join(f"{name}={_escape(str(value))}" for name, value in values.items() if value != "")
     return f"{root.rstrip('/')}/?{query}"
 
 
-def open_link(params: Mapping[str, str], preset: str) -> OpenedLink:
-    """Read a link's query parameters, field by field; `preset` is this server's."""
-    opened = OpenedLink()
-    by_name = {f.name: f for f in FIELDS}
+def result_link(root: str, request: GenerationRequest, scorer: str, preset: str, run: bool = True) -> str:
+    """The page's root with a generate request as query parameters (validated: its seed is a number)."""
+    return _link(root, {"prompt": request.prompt, "negative": request.negative_prompt, "seed": request.seed,
+                        "n": request.n, "steps": request.steps, "guidance": f"{request.guidance:g}",
+                        "width": request.width, "height": request.height, "scorer": scorer, "preset": preset,
+                        "run": int(run)})
+
+
+def compare_link(root: str, values: dict[str, Any], preset: str, run: bool = True) -> str:
+    """The page's root with a comparison as query parameters; `values` by COMPARE_FIELDS name."""
+    shown = {f.name: (f"{values[f.name]:g}" if isinstance(values[f.name], float) else values[f.name])
+             for f in COMPARE_FIELDS if f.name in values}
+    return _link(root, {"tab": "compare", **shown, "preset": preset, "run": int(run)})
+
+
+def open_link(params: Mapping[str, str], preset: str, choices: Mapping[str, tuple[str, ...]] | None = None
+              ) -> OpenedLink:
+    """Read a link's query parameters, field by field; `preset` is this server's, `choices` the page's lists
+    of Compare's models and schedulers."""
+    tab = params.get("tab", "generate")
+    opened = OpenedLink(tab=tab if tab in TABS else "generate")
+    if tab not in TABS:
+        opened.ignored.append(f"tab={_shown(tab)} (not one of {', '.join(TABS)})")
+    by_name = {f.name: f for f in TABS[opened.tab]}
     for name, raw in params.items():
         if name in by_name:
+            kind = name.split("_", 1)[-1] if opened.tab == "compare" else ""
+            parse = _choice(tuple(choices[kind])) if choices and kind in choices else by_name[name].parse
             try:
-                opened.values[name] = by_name[name].parse(raw)
+                opened.values[name] = parse(raw)
             except ValueError as reason:
                 opened.ignored.append(f"{name}={_shown(raw)} ({reason})")
         elif name == "run":
@@ -136,7 +164,7 @@ def open_link(params: Mapping[str, str], preset: str) -> OpenedLink:
             if raw != preset:
                 opened.ignored.append(f"preset={_shown(raw)} (this server runs the {preset} preset, so the "
                                       "images will differ)")
-        elif name not in IGNORED_SILENTLY:
+        elif name not in IGNORED_SILENTLY and name != "tab":
             opened.ignored.append(f"{_shown(name)} (not a setting of this page)")
     opened.run = opened.run and bool(opened.values.get("prompt", "").strip())
     return opened

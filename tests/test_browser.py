@@ -370,11 +370,11 @@ def demo_server(port: int | None = None):
     return demo, launch_local(demo, port=port)
 
 
-def ranking_rows(page, n: int) -> list[str]:
-    """The ranking table once n candidates are in: each row's rank, seed and CLIP score (three decimals)."""
-    page.wait_for_function(f"() => document.querySelectorAll('#ranking-table [data-testid=cell-{n - 1}-0]')"
+def ranking_rows(page, n: int, table: str = "ranking-table") -> list[str]:
+    """A table's first three columns once its n rows are in (the ranking: rank, seed, CLIP score)."""
+    page.wait_for_function(f"() => document.querySelectorAll('#{table} [data-testid=cell-{n - 1}-0]')"
                            ".length === 1", timeout=LONG)
-    return [" ".join(page.locator(f"#ranking-table [data-testid=cell-{row}-{col}]").inner_text().strip()
+    return [" ".join(page.locator(f"#{table} [data-testid=cell-{row}-{col}]").inner_text().strip()
                      for col in range(3)) for row in range(n)]
 
 
@@ -399,6 +399,16 @@ def test_a_result_link_brings_the_same_ranking_back_after_a_restart(browser):
             link = page.locator("#result-link textarea").input_value()
         assert link.startswith(url.rstrip("/") + "/?") and "prompt=一只戴眼镜的狗" in link, link
         assert "seed=11" in link and "n=3" in link and "preset=demo" in link, link
+        with step(page, "link-1b-compare"):
+            open_tab(page, "Compare")
+            page.locator("#compare-prompt textarea").fill("a red circle")
+            set_number(page, "Seeds", 2)
+            page.locator("#compare-button").click()
+            compared = ranking_rows(page, 2, "compare-table")  # seed, A, B
+            page.wait_for_function("() => document.querySelector('#compare-link textarea').value.includes('run=1')",
+                                   timeout=MEDIUM)
+            compare_link = page.locator("#compare-link textarea").input_value()
+        assert "tab=compare" in compare_link and "n=2" in compare_link and "a_model=demo-sd" in compare_link
     finally:
         context.close()
         demo.close()
@@ -414,6 +424,11 @@ def test_a_result_link_brings_the_same_ranking_back_after_a_restart(browser):
             assert page.locator("#generate-prompt textarea").input_value() == "一只戴眼镜的狗"
         assert again == first  # same seeds, same order, same scores
         assert not page.locator("#link-notice").is_visible()  # nothing was left out
+
+        with step(page, "link-2b-compare-opened"):
+            page.goto(compare_link, wait_until="domcontentloaded")
+            assert ranking_rows(page, 2, "compare-table") == compared  # the Compare tab, run by itself
+            assert page.locator("#compare-prompt textarea").input_value() == "a red circle"
 
         with step(page, "link-3-bad-parameters"):
             page.goto(url + "?prompt=a%20red%20circle&n=2&steps=500&width=100&colour=red&run=0",

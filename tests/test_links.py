@@ -57,3 +57,22 @@ def test_a_link_runs_only_when_asked_and_only_with_a_prompt():
     assert not open_link({"prompt": "   ", "run": "1"}, "demo").run
     assert not open_link({"steps": "2", "run": "1"}, "demo").run
     assert open_link({}, "demo").values == {} and open_link({"__theme": "dark"}, "demo").notice() == ""
+
+
+def test_a_comparison_link_carries_both_settings_and_checks_the_pages_lists():
+    from clipdemo.links import compare_link
+
+    values = {"prompt": "a red circle", "seed": 5, "n": 2, "width": 64, "height": 64, "a_model": "demo-sd",
+              "a_steps": 20, "a_guidance": 4.0, "a_scheduler": "default", "a_negative": "", "b_model": "demo-sd",
+              "b_steps": 10, "b_guidance": 4.5, "b_scheduler": "euler", "b_negative": "blurry", "scorer": "auto"}
+    link = compare_link("http://127.0.0.1:7860/", values, "demo")
+    params = query(link)
+    assert params["tab"] == "compare" and params["b_guidance"] == "4.5" and "a_negative" not in params
+    choices = {"model": ("demo-sd",), "scheduler": ("default", "euler")}
+    opened = open_link(params, "demo", choices)
+    assert opened.tab == "compare" and opened.run and opened.ignored == []
+    assert opened.values == {k: v for k, v in values.items() if v != ""}
+    bad = open_link({**params, "a_model": "other-sd", "b_scheduler": "ddim", "a_steps": "0"}, "demo", choices)
+    assert [i.split("=")[0] for i in bad.ignored] == ["a_model", "a_steps", "b_scheduler"]
+    assert bad.values["b_model"] == "demo-sd" and "a_model" not in bad.values
+    assert open_link({"tab": "bench", "prompt": "x"}, "demo").tab == "generate"

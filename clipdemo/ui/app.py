@@ -56,17 +56,18 @@ def build_app(studio: Studio) -> gr.Blocks:
             gr.Markdown(details(s.rank_by, studio.helpers(), studio.notices), elem_id="details-text")
             scorer_choice = gr.Radio(list(SCORER_CHOICES), value="auto", label="Scorer",
                                      info=scorer_info(s.zh_clip_model, s.clip_model))
+        link_notice = gr.Markdown(visible=False, elem_id="link-notice")  # what an opened link left out
         with gr.Tabs() as tabs:
             generate_tab = build_generate(studio, scorer_choice)
-            compared = build_compare(studio, scorer_choice)
+            compare_tab = build_compare(studio, scorer_choice)
             build_bench(studio, scorer_choice)
-            build_history(history, (generate_tab.event, generate_tab.last_run), compared)
+            build_history(history, (generate_tab.event, generate_tab.last_run), (compare_tab.event, compare_tab.runs))
             build_search(studio, scorer_choice, history, generate_tab.prompt, tabs)
             build_zeroshot(studio, scorer_choice)
             build_similarity(studio, scorer_choice)
             build_moderate(studio)
             build_evaluate(studio, scorer_choice)
-        wire_links(demo, studio, generate_tab)
+        wire_links(demo, studio, generate_tab, compare_tab, tabs, link_notice)
     return demo
 
 

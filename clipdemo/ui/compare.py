@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from ..errors import InputError
-from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_SIZE, MAX_STEPS, MIN_SIZE, gpu_seconds
+from ..generation import MAX_CANDIDATES, MAX_GUIDANCE, MAX_STEPS, MIN_SIZE, PAGE_MAX_SIZE, gpu_seconds
 from ..history import run_from_result
+from ..links import SIDE_FIELDS
 from ..studio import SCHEDULERS, Setting
 from .common import bind, on_gpu, show_notices, user_errors, write_run_files
 from .formatting import compare_rows, compare_summary, score_name, setting_title, shown
@@ -68,17 +71,27 @@ def gpu_time(num_candidates=None, width=None, height=None, steps_a=None, steps_b
     return gpu_seconds(num_candidates, steps, width, height)
 
 
-def build_compare(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency, gr.State]:
-    """The tab's layout and events; returns the compare event and the state holding its two runs for History."""
+@dataclass
+class CompareTab:
+    """The compare event and its two runs (History), the inputs by link field name, the link to the result."""
+
+    event: gr.events.Dependency
+    runs: gr.State
+    inputs: dict[str, gr.components.Component]
+    link: gr.Textbox
+
+
+def build_compare(studio, scorer_choice: gr.Radio) -> CompareTab:
+    """The tab's layout and events."""
     d = studio.settings.defaults
-    with gr.Tab("Compare"):
+    with gr.Tab("Compare", id="compare"):
         model_names = [shown(m) for m in studio.generation_models()]
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", scale=3, placeholder="a red circle", elem_id="compare-prompt")
             seed = gr.Textbox(label="Seed (blank = random)", value="", scale=1)
             n = gr.Slider(1, MAX_CANDIDATES, value=d.n, step=1, label="Seeds", scale=1)
-            width = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.width, step=8, label="Width", scale=1)
-            height = gr.Slider(MIN_SIZE, min(MAX_SIZE, 1024), value=d.height, step=8, label="Height", scale=1)
+            width = gr.Slider(MIN_SIZE, PAGE_MAX_SIZE, value=d.width, step=8, label="Width", scale=1)
+            height = gr.Slider(MIN_SIZE, PAGE_MAX_SIZE, value=d.height, step=8, label="Height", scale=1)
         sides = []
         # B starts with other steps than A (half, or 2 for a one-step model), so that the first click
         # already compares something; two identical settings would only ever draw.
@@ -101,9 +114,14 @@ def build_compare(studio, scorer_choice: gr.Radio) -> tuple[gr.events.Dependency
         with gr.Row():
             summary = gr.Markdown(label="summary", elem_id="compare-summary")
             plot = gr.Plot(label="Score distributions")
-        table = gr.Dataframe(headers=["seed", "A", "B"], label="Scores per seed", interactive=False)
+        table = gr.Dataframe(headers=["seed", "A", "B"], label="Scores per seed", interactive=False,
+                             elem_id="compare-table")
+        link = gr.Textbox(label="Link to this comparison", elem_id="compare-link", interactive=False,
+                          buttons=["copy"], placeholder="after a Compare: a link that brings it back")
         runs = gr.State(None)
         event = go.click(user_errors(on_gpu(bind(compare, studio), gpu_time)),
                          [prompt, seed, n, width, height, *sides[0], *sides[1], scorer_choice],
                          [gallery_a, gallery_b, summary, table, plot, runs], api_name="compare", concurrency_limit=1)
-    return event, runs
+    inputs = {"prompt": prompt, "seed": seed, "n": n, "width": width, "height": height,
+              **{f"{side}_{name}": box for side, boxes in zip("ab", sides) for name, box in zip(SIDE_FIELDS, boxes)}}
+    return CompareTab(event, runs, inputs, link)

@@ -110,7 +110,6 @@ class GenerateTab:
     prompt: gr.Textbox
     inputs: dict[str, gr.components.Component]
     link: gr.Textbox
-    link_notice: gr.Markdown
 
 
 def build_generate(studio, scorer_choice: gr.Radio) -> GenerateTab:
@@ -120,7 +119,6 @@ def build_generate(studio, scorer_choice: gr.Radio) -> GenerateTab:
     with gr.Tab("Generate & rank", id="generate"):
         with gr.Row():
             with gr.Column(scale=2):
-                link_notice = gr.Markdown(visible=False, elem_id="link-notice")  # what an opened link left out
                 prompt = gr.Textbox(label="Prompt", placeholder="a dog wearing glasses / 一只戴眼镜的狗", lines=2,
                                     elem_id="generate-prompt")
                 with gr.Row():  # right under the prompt: on a phone both fit the first screen
@@ -164,4 +162,4 @@ def build_generate(studio, scorer_choice: gr.Radio) -> GenerateTab:
         stop_button.click(bind(stop, stop_flags), None, info, api_name="stop", concurrency_limit=None, queue=False)
     inputs = {"prompt": prompt, "negative": negative, "seed": seed, "n": n, "steps": steps, "guidance": guidance,
               "width": width, "height": height, "scorer": scorer_choice}
-    return GenerateTab(gen_event, last_run, prompt, inputs, link, link_notice)
+    return GenerateTab(gen_event, last_run, prompt, inputs, link)

@@ -391,6 +391,7 @@ def test_a_result_link_brings_the_same_ranking_back_after_a_restart(browser):
             page.goto(url, wait_until="domcontentloaded")
             page.locator("#generate-prompt textarea").fill("一只戴眼镜的狗")
             set_number(page, "Candidates", 3)
+            set_number(page, "Steps", 10)  # the link carries it, like every other setting
             page.get_by_label("Seed (blank = random)").fill("11")
             page.locator("#generate-button").click()
             first = ranking_rows(page, 3)
@@ -398,7 +399,7 @@ def test_a_result_link_brings_the_same_ranking_back_after_a_restart(browser):
                                    timeout=MEDIUM)
             link = page.locator("#result-link textarea").input_value()
         assert link.startswith(url.rstrip("/") + "/?") and "prompt=一只戴眼镜的狗" in link, link
-        assert "seed=11" in link and "n=3" in link and "preset=demo" in link, link
+        assert "seed=11" in link and "n=3" in link and "steps=10" in link and "preset=demo" in link, link
         with step(page, "link-1b-compare"):
             open_tab(page, "Compare")
             page.locator("#compare-prompt textarea").fill("a red circle")

@@ -354,7 +354,7 @@ def test_compare_endpoint_different_settings_count_wins(client, tiny_sd_dir, tin
 
 
 # Each public endpoint's inputs without a default: a client may send these and nothing else.
-FLAT_CALLS = 5  # calls measured per endpoint, after two to warm up
+FLAT_CALLS = 4  # calls measured per endpoint, after two to warm up
 FLAT_BYTES = 64 * 1024  # a request's own traffic and gradio's bounded logs stay well under it
 HEAVY_MODULES = ("clipdemo", "PIL", "torch", "numpy", "matplotlib")
 REQUIRED_INPUTS = {

@@ -95,6 +95,12 @@ def examples(studio) -> list[str]:
     return list(get_preset(studio.settings.preset).examples)
 
 
+def kept_for(studio) -> str:
+    """How long a run's download stays on the server, said beside it: a page left open past it gets a dead link."""
+    hours = studio.disk_policy.min_age_s / 3600
+    return f"at least {hours:g} hour" + ("" if hours == 1 else "s")
+
+
 def pickscore_info(on_cpu: bool) -> str:
     return ("also score with PickScore (human-preference CLIP-H; "
             + ("about a fifth more time on this CPU" if on_cpu else "cheap on a GPU") + ", loads on first use)")
@@ -145,7 +151,8 @@ def build_generate(studio, scorer_choice: gr.Radio) -> GenerateTab:
                 info = gr.Markdown(label="details")
                 ranking = gr.Dataframe(headers=["rank", "seed", "CLIP score", "moderation"],
                                        label="Ranking", interactive=False, elem_id="ranking-table")
-                download = gr.File(label="Download all (PNGs with their parameters + manifest.json)")
+                download = gr.File(label="Download all (PNGs with their parameters + manifest.json; "
+                                         f"kept on the server for {kept_for(studio)})")
                 link = gr.Textbox(label="Link to this result", elem_id="result-link", interactive=False,
                                   buttons=["copy"], placeholder="after a Generate: a link that brings this ranking back")
         last_run = gr.State(None)

@@ -257,7 +257,7 @@ class Studio:
         """Score images made elsewhere against their prompts (metadata or a CSV); see bench.score."""
         from .bench.score import score_images
 
-        return score_images(self, list(paths), prompts_file, out, accelerator, progress, scorer, skip_unprompted)
+        return score_images(self.models, list(paths), prompts_file, out, accelerator, progress, scorer, skip_unprompted)
 
     def index(self, folder, out, rebuild: bool = False, batch_size: int = 32, num_workers: int = 0, progress=None,
               accelerator=None, scorer: str = "auto", files=None, follow_symlinks: bool = True):
@@ -291,4 +291,4 @@ class Studio:
         """One image per (setting, prompt, seed), scored and summarised with CIs; resumes a run in `out`."""
         from .bench.run import run_bench
 
-        return run_bench(self, prompts, settings, seeds, out, seed_base, progress, accelerator, scorer)
+        return run_bench(self.models, prompts, settings, seeds, out, seed_base, progress, accelerator, scorer)

@@ -26,7 +26,7 @@ from .report import write_summary
 from .stats import Summary, summarize
 
 if TYPE_CHECKING:
-    from ..studio import Studio
+    from ..models import ModelRegistry
 
 MAX_SEEDS = 10_000
 RESULTS, RECORD = "results.jsonl", "bench.json"
@@ -51,7 +51,7 @@ class WorkItem:
         return self.setting.name, self.prompt.id, self.seed
 
 
-def run_bench(studio: Studio, prompts: str | Path | Sequence[str], settings: Sequence[str | BenchSetting],
+def run_bench(models: ModelRegistry, prompts: str | Path | Sequence[str], settings: Sequence[str | BenchSetting],
               seeds: int = 4, out: str | Path = "bench", seed_base: int = 0,
               progress: Callable[[int, int], None] | None = None, accelerator: Any = None,
               scorer: str = "auto") -> BenchRun:
@@ -60,11 +60,11 @@ def run_bench(studio: Studio, prompts: str | Path | Sequence[str], settings: Seq
     prompt_list, bench = load_prompts(prompts), parse_settings(settings)
     check_seeds(seeds, seed_base)
     for setting in bench:
-        setting.check(studio.settings)
+        setting.check(models.settings)
     out = Path(out)
     rank, world = (0, 1) if accelerator is None else (accelerator.process_index, accelerator.num_processes)
     # 2. Record each setting's full parameters; a folder holding other parameters under a name is refused.
-    params = {s.name: s.recorded(studio.settings) for s in bench}
+    params = {s.name: s.recorded(models.settings) for s in bench}
     record_settings(out / RECORD, params, write=rank == 0)
     # 3. The work in a stable order; this process takes every world-th item and skips those already done.
     items = [WorkItem(s, p, seed_base + k) for s in bench for p in prompt_list for k in range(seeds)]
@@ -75,13 +75,13 @@ def run_bench(studio: Studio, prompts: str | Path | Sequence[str], settings: Seq
     seen: dict[str, list[str]] = {}  # notices by their wording with the numbers taken out
     with quiet_denoising():
         for number, item in enumerate(todo, start=1):
-            row, more = generate_one(studio, item, out, scorer)
+            row, more = generate_one(models, item, out, scorer)
             append_row(own, row)
             for notice in more:
                 seen.setdefault(re.sub(r"\d+(\.\d+)?", "#", notice), []).append(notice)
             if progress is not None:
                 progress(number, len(todo))
-    notices = list(studio.notices) + [group[0] + (f" (and {len(group) - 1} more like it)" if len(group) > 1 else "")
+    notices = list(models.notices) + [group[0] + (f" (and {len(group) - 1} more like it)" if len(group) > 1 else "")
                                       for group in seen.values()]
     # 5. Merge every process's rows in work order (main process), then summarise this run's rows.
     if accelerator is not None:
@@ -131,12 +131,14 @@ def done_keys(out: Path, prompts: list[Prompt]) -> set[tuple]:
     return {r.key for r in rows}
 
 
-def generate_one(studio: Studio, item: WorkItem, out: Path, scorer: str) -> tuple[ResultRow, list[str]]:
+def generate_one(models: ModelRegistry, item: WorkItem, out: Path, scorer: str) -> tuple[ResultRow, list[str]]:
     """One image with the product's generate and scorers, saved as a PNG with its provenance."""
     setting, prompt = item.setting, item.prompt
-    request = setting.request(studio.settings, prompt.prompt, item.seed)
-    result = studio.generate(request, scorer=scorer, sd_model=setting.sd_model,
-                             scheduler=setting.resolved(studio.settings)["scheduler"])
+    from ..generation.run import generate
+
+    request = setting.request(models.settings, prompt.prompt, item.seed)
+    result = generate(models, request, scorer=scorer, sd_model=setting.sd_model,
+                      scheduler=setting.resolved(models.settings)["scheduler"])
     image = result.images[0]
     file = f"images/{setting.name}/{file_stem(prompt.id)}_seed{item.seed}.png"
     metadata = {**image_metadata(result, image), "bench_setting": setting.name, "prompt_id": prompt.id}

@@ -10,15 +10,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InputError
 from ..images import load_image
+from .. import scorers
 from ..scoring import SCORE_KINDS
 from .results import ResultRow, write_rows
 from .sources import Found, ImageInput, PromptsTable, describe, find_images, read_prompts
 from .report import write_summary
 from .stats import Summary, summarize
+
+if TYPE_CHECKING:
+    from ..models import ModelRegistry
 
 BATCH_SIZE = 16
 _SYNTHETIC_SEED = -(2**62)  # keys for images the summary must not pair (see summary_rows)
@@ -49,7 +53,7 @@ class _Item:
     found: Found
 
 
-def score_images(studio: Any, paths: list[str], prompts_file: str | None = None, out: str | Path | None = None,
+def score_images(models: ModelRegistry, paths: list[str], prompts_file: str | None = None, out: str | Path | None = None,
                  accelerator: Any = None, progress: Callable[[int, int], None] | None = None,
                  scorer: str = "auto", skip_unprompted: bool = False, batch_size: int = BATCH_SIZE) -> ScoreRun:
     """Score every image under `paths`; write results.jsonl and the summary to `out` when given."""
@@ -61,7 +65,7 @@ def score_images(studio: Any, paths: list[str], prompts_file: str | None = None,
     mine = batches[rank::world]
     records, total = [], sum(len(b) for b in mine)
     for batch in mine:
-        records += score_batch(studio, [items[i] for i in batch], batch, scorer, notices)
+        records += score_batch(models, [items[i] for i in batch], batch, scorer, notices)
         if progress is not None:
             progress(len(records), total)
     # 3. Every process gets every record, so an unreadable image fails all of them alike.
@@ -76,7 +80,7 @@ def score_images(studio: Any, paths: list[str], prompts_file: str | None = None,
     # 4. Ranks, then the files (main process only).
     if world > 1:
         notices.append(f"{world} processes shared the {len(items)} images.")
-    run = ScoreRun(rank_rows(items, records, studio.settings.rank_by), list(dict.fromkeys(notices)), skipped)
+    run = ScoreRun(rank_rows(items, records, models.settings.rank_by), list(dict.fromkeys(notices)), skipped)
     if out is not None and (accelerator is None or accelerator.is_main_process):
         run.paths, run.summary = write_outputs(run.rows, out, setting_names(paths))
     return run
@@ -129,12 +133,12 @@ def plan_batches(items: list[_Item], batch_size: int) -> list[list[int]]:
     return [group[s : s + batch_size] for group in by_prompt.values() for s in range(0, len(group), batch_size)]
 
 
-def score_batch(studio: Any, items: list[_Item], indices: list[int], choice: str, notices: list[str]) -> list[dict]:
+def score_batch(models: ModelRegistry, items: list[_Item], indices: list[int], choice: str, notices: list[str]) -> list[dict]:
     """One record per image: every score kind, the raw cosines that order them, or the problem."""
     prompt = items[0].found.prompt
-    clip, scorer_notices = studio.scorer_for([prompt], choice)
-    kinds, kind_notices = studio.ranking_scorers(clip)
-    notices += scorer_notices + kind_notices + studio.prompt_notices(clip, prompt)
+    clip, scorer_notices = scorers.scorer_for(models, [prompt], choice)
+    kinds, kind_notices = scorers.ranking_scorers(models, clip)
+    notices += scorer_notices + kind_notices + scorers.prompt_notices(clip, prompt)
     images, ok, records = [], [], []
     for index, item in zip(indices, items):
         try:

@@ -76,9 +76,12 @@ def busy_message(wait_s: float, max_wait_s: float) -> str:
 
 def install(demo, max_wait_s: float) -> None:
     """Give `demo` (after demo.queue()) a WaitBoundQueue with the same settings."""
+    from gradio.utils import is_zero_gpu_space
+
     old = demo._queue
+    flood = old.max_size if is_zero_gpu_space() else FLOOD_SIZE  # ZeroGPU's own bound (one waiting) stands
     queue = WaitBoundQueue(live_updates=old.live_updates, concurrency_count=old.max_thread_count,
-                           update_intervals=old.update_intervals, max_size=FLOOD_SIZE, blocks=demo,
+                           update_intervals=old.update_intervals, max_size=flood, blocks=demo,
                            default_concurrency_limit=old.default_concurrency_limit)
     queue.max_wait_s = max_wait_s
     demo._queue = queue

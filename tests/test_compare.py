@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import statistics
 import zipfile
 from contextlib import contextmanager
@@ -210,8 +211,9 @@ def test_readme_front_matter_is_valid_space_yaml():
                 "short_description", "suggested_hardware", "models"):
         assert key in front, key
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
-    pinned = [l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("gradio==")][0]
-    assert pinned.split("==")[1].rstrip(".*") in str(front["sdk_version"])
+    pinned = [l for l in (ROOT / "requirements.txt").read_text().splitlines()
+              if re.match(r"gradio(\[[\w,]+\])?==", l)][0]  # gradio or gradio[extras]
+    assert pinned.split("==")[1].split()[0].rstrip(".*") in str(front["sdk_version"])
     assert {"stabilityai/sd-turbo", "openai/clip-vit-base-patch32"} <= set(front["models"])
 
 

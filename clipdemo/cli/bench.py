@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, studio) -> int:
-    from .common import launched_work, print_notices
+    from .common import finish_launched, launched_work, print_notices
 
     settings = studio.bench_settings(args.setting, model_folders=True)  # bad input fails before any model loads
     accelerator, main_process, bar, progress = launched_work(studio, "bench")
@@ -39,7 +39,7 @@ def cmd_bench(args: argparse.Namespace, studio) -> int:
         run = studio.bench(args.prompts, settings, args.seeds, args.out, args.seed_base, progress, accelerator,
                            args.scorer)
     finally:
-        bar.close()
+        finish_launched(accelerator, bar)
     if not main_process:
         return 0
     print_notices(run.notices)

@@ -63,3 +63,10 @@ def launched_work(studio: Studio, desc: str):
         bar.update(done - bar.n)
 
     return accelerator, main_process, bar, progress
+
+
+def finish_launched(accelerator, bar) -> None:
+    """Close the bar and, under a launcher, the process group: left open, a rank can abort at exit."""
+    bar.close()
+    if accelerator is not None:
+        accelerator.end_training()

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace, studio) -> int:
     from ..studio import ClassEdits, EvalSource
-    from .common import launched_work, print_notices
+    from .common import finish_launched, launched_work, print_notices
 
     edits = ClassEdits.parse(args.drop, args.merge, args.sample)  # a malformed A=B fails before any work
     accelerator, main_process, bar, progress = launched_work(studio, "evaluating")
@@ -52,7 +52,7 @@ def cmd_eval(args: argparse.Namespace, studio) -> int:
                                      args.batch_size, args.workers, progress, accelerator, scorer=args.scorer,
                                      probe=args.probe, ablate=args.ablate)
     finally:
-        bar.close()
+        finish_launched(accelerator, bar)
     result = run.result
     print_notices(result.notices)
     if not main_process:

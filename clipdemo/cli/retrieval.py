@@ -46,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_index(args: argparse.Namespace, studio) -> int:
-    from .common import launched_work, print_notices
+    from .common import finish_launched, launched_work, print_notices
 
     accelerator, main_process, bar, progress = launched_work(studio, "indexing")
     try:
@@ -54,7 +54,7 @@ def cmd_index(args: argparse.Namespace, studio) -> int:
                               num_workers=args.workers, progress=progress, accelerator=accelerator,
                               scorer=args.scorer)
     finally:
-        bar.close()
+        finish_launched(accelerator, bar)
     if not main_process:
         return 0
     print_notices(update.notices)
@@ -74,14 +74,14 @@ def cmd_index(args: argparse.Namespace, studio) -> int:
 
 
 def cmd_search(args: argparse.Namespace, studio) -> int:
-    from .common import launched_work, print_notices
+    from .common import finish_launched, launched_work, print_notices
 
-    _, _, bar, progress = launched_work(studio, "indexing")
+    accelerator, _, bar, progress = launched_work(studio, "indexing")
     try:
         result = studio.search(args.target, text=args.text, image=args.image, k=args.k, scorer=args.scorer,
                                progress=progress)
     finally:
-        bar.close()
+        finish_launched(accelerator, bar)
     print_notices(result.notices)
     if result.update is not None and result.update.embedded:
         print(f"note: indexed {len(result.update.embedded)} new or changed images into {result.update.out}",

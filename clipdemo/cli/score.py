@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_score(args: argparse.Namespace, studio) -> int:
-    from .common import launched_work, print_notices
+    from .common import finish_launched, launched_work, print_notices
 
     accelerator, main_process, bar, progress = launched_work(studio, "scoring")
 
@@ -42,7 +42,7 @@ def cmd_score(args: argparse.Namespace, studio) -> int:
         run = studio.score_images(args.paths, prompts_file=args.prompts, out=args.out, accelerator=accelerator,
                                   progress=progress, scorer=args.scorer, skip_unprompted=args.skip_unprompted)
     finally:
-        bar.close()
+        finish_launched(accelerator, bar)
     if not main_process:
         return 0
     print_notices(run.notices)

@@ -97,6 +97,8 @@ def set_number(page, label: str, value: int) -> None:
     if box.input_value() != str(value):
         box.fill(str(value))
         box.press("Enter")
+    # the slider follows once the page holds the value; a click before that could send the old one
+    playwright_api.expect(page.get_by_label(f"range slider for {label}")).to_have_value(str(value))
 
 
 def gallery_sources(page) -> list[str]:

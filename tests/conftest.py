@@ -18,7 +18,8 @@ _diffusers_logging.get_logger("diffusers")
 MARKS = {"test_browser": "browser", "test_load": "load", "test_ui_server": "integration", "test_space": "integration",
          "test_hub_cache": "integration", "test_cli": "integration", "test_reliability": "integration",
          "test_security": "integration", "test_first_start": "integration", "test_local_hub": "integration",
-         "test_queue": "integration", "test_mcp": "integration", "test_storage": "integration"}
+         "test_queue": "integration", "test_mcp": "integration", "test_storage": "integration",
+         "test_ui_cache": "integration"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,6 +13,7 @@ import gradio as gr
 
 from ..studio import SCORER_CHOICES, Studio
 from .bench import build_bench
+from .cache import install as install_cache_writes
 from .common import auth_from_env, bind
 from .compare import build_compare
 from .evaluate import build_evaluate
@@ -40,6 +41,7 @@ def download_status(studio: Studio):
 
 def build_app(studio: Studio) -> gr.Blocks:
     install_mcp()  # whoever turns the MCP server on (--mcp, GRADIO_MCP_SERVER) gets clipdemo's
+    install_cache_writes()  # two visitors shown the same image at once both get all of it
     s = studio.settings
     max_age = int(studio.disk_policy.max_age_s)  # Gradio's own copies of served files age out too, hourly checked
     with gr.Blocks(title="clipdemo: CLIP studio", delete_cache=(min(3600, max_age), max_age)) as demo:

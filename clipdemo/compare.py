@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .generation import GenerationRequest, ProgressFn
-from .generation.pipeline import SCHEDULERS
+from .models.pipeline import SCHEDULERS
 from .generation.run import generate
 from .generation.ranking import RankResult
 

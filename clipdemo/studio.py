@@ -24,7 +24,7 @@ from .evaluation import TEMPLATE_SETS, ClassEdits
 from .evaluation import EvalResult, ImageSet, load_templates
 from .evaluation.workflow import EvalRun, EvalSource, evaluate_set, evaluate_source
 from .generation import GenerationRequest, ProgressFn
-from .generation import pipeline as pipelines
+from .models import pipeline as pipelines
 from .generation.run import generate
 from .generation.translate import translate
 from .generation.output import RunFiles, write_run

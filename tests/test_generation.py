@@ -89,8 +89,8 @@ def test_compile_is_on_by_default_on_a_gpu_only_and_the_warm_up_runs_once_at_the
     import torch
 
     from clipdemo import Studio, resolve_settings
-    from clipdemo.generation.pipeline import assemble
-    from clipdemo.generation.pipeline import compile_enabled
+    from clipdemo.models.pipeline import assemble
+    from clipdemo.models.pipeline import compile_enabled
     from clipdemo.generation.warmup import WarmUp, warm_up
 
     auto = resolve_settings(preset="demo")

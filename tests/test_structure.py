@@ -81,6 +81,24 @@ def test_the_package_has_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
+# The models a studio loads sit below every workflow: the registry (and all it imports) reaches none of them.
+WORKFLOWS = ("clipdemo.generation.", "clipdemo.evaluation", "clipdemo.bench", "clipdemo.retrieval", "clipdemo.compare",
+             "clipdemo.studio", "clipdemo.ui", "clipdemo.cli", "clipdemo.zeroshot", "clipdemo.similarity",
+             "clipdemo.describe")
+REGISTRY_MAY_REACH = {"clipdemo.generation.request"}  # the request type and its limits: data, no workflow
+
+
+def test_the_model_registry_climbs_into_no_workflow():
+    graph = import_graph()
+    reached, todo = set(), [name for name in graph if name.startswith("clipdemo.models")]
+    while todo:
+        for imported in graph[todo.pop()] - reached:
+            reached.add(imported)
+            todo.append(imported)
+    assert "clipdemo.scoring" in reached  # the walk follows the registry's imports
+    assert sorted(m for m in reached if m.startswith(WORKFLOWS) and m not in REGISTRY_MAY_REACH) == []
+
+
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
 
 

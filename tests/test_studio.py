@@ -128,7 +128,7 @@ def test_the_registry_hands_out_each_model_once(tiny_sd_dir, tiny_clip_dir, taes
 
 
 def test_the_prompt_cache_keeps_the_most_recent_prompts(tiny_sd_dir, tiny_clip_dir):
-    from clipdemo.generation import PromptCache
+    from clipdemo.models.prompts import PromptCache
 
     studio = make(tiny_sd_dir, tiny_clip_dir, decoder="full")
     pipe, cache = studio.pipeline(), PromptCache(size=2)

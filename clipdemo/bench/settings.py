@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from ..config import Settings
 from ..errors import InputError
 from ..generation import GenerationRequest
-from ..generation.pipeline import SCHEDULERS, generation_models
+from ..models.pipeline import SCHEDULERS, generation_models
 from ..text import display_name
 
 KEYS = ("model", "steps", "guidance", "scheduler", "negative", "width", "height")

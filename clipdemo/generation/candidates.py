@@ -7,9 +7,8 @@ with n=1 and that seed. All N go through the UNet as one batch.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -19,8 +18,8 @@ from ..errors import Cancelled, InputError
 from ..loading import QUIET
 from .request import GenerationRequest, ProgressFn
 
-PROMPT_CACHE_SIZE = 32
-
+if TYPE_CHECKING:
+    from ..models.prompts import PromptCache
 
 @dataclass
 class Candidate:
@@ -93,35 +92,6 @@ def to_candidates(seeds: list[int], images: torch.Tensor) -> list[Candidate]:
     pixels = (x.nan_to_num(0.0).clamp(0, 1) * 255).round().to(torch.uint8)
     host = pixels.permute(0, 2, 3, 1).cpu().numpy()
     return [Candidate(seed, Image.fromarray(host[i]), check_output(x[i]), pixels[i]) for i, seed in enumerate(seeds)]
-
-
-class PromptCache:
-    """Text-encoder output for (prompt, negative, guidance on/off), least recently used out: re-runs skip the encoder."""
-
-    def __init__(self, size: int = PROMPT_CACHE_SIZE) -> None:
-        self.size = size
-        self._lock = threading.Lock()
-        self._entries: OrderedDict = OrderedDict()
-
-    def embeddings(self, pipe: Any, request: GenerationRequest) -> tuple | None:
-        """(prompt_embeds, negative_prompt_embeds) for a Stable Diffusion pipeline; None for any other."""
-        from diffusers import StableDiffusionPipeline
-
-        if not isinstance(pipe, StableDiffusionPipeline):
-            return None
-        use_cfg = request.guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
-        key = (id(pipe.text_encoder), request.prompt, request.negative_prompt, use_cfg)
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-        with torch.inference_mode():
-            embeddings = pipe.encode_prompt(request.prompt, pipe.device, 1, use_cfg, request.negative_prompt or None)
-        with self._lock:
-            self._entries[key] = embeddings
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return embeddings
 
 
 def generate_within_memory(pipe: Any, request: GenerationRequest, lock: threading.Lock, prompts: PromptCache,

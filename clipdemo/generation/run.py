@@ -18,7 +18,7 @@ from ..storage import DiskPolicy, ensure_space, run_bytes
 from ..text import has_cjk
 from .candidates import Candidate, generate_within_memory
 from .output import encode_ahead, write_run
-from .pipeline import generation_models, with_scheduler
+from ..models.pipeline import generation_models, with_scheduler
 from .request import GenerationRequest, ProgressFn
 from .translate import translate
 

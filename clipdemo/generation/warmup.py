@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .pipeline import compile_enabled
+from ..models.pipeline import compile_enabled
 from .request import GenerationRequest
 
 if TYPE_CHECKING:

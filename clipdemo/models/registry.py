@@ -12,16 +12,16 @@ from typing import Any
 
 import torch
 
-from . import loading
-from .config import DEFAULT_TAESD, Settings
-from .downloads import DOWNLOADS, PIPELINE, PROCESSOR, ModelDownload, Need
-from .errors import ModelLoadError
-from .text import has_cjk
-from .generation.candidates import PromptCache
-from .generation.pipeline import assemble, decoder_is_builtin, decoder_spec, pipeline_spec
-from .hub import is_local, unreachable_reason
-from .text import display_name
-from .scoring import ClipScorer
+from .. import loading
+from ..config import DEFAULT_TAESD, Settings
+from ..downloads import DOWNLOADS, PIPELINE, PROCESSOR, ModelDownload, Need
+from ..errors import ModelLoadError
+from ..text import has_cjk
+from .pipeline import assemble, decoder_is_builtin, decoder_spec, pipeline_spec
+from .prompts import PromptCache
+from ..hub import is_local, unreachable_reason
+from ..text import display_name
+from ..scoring import ClipScorer
 
 
 # A diffusers pipeline keeps per-call state (scheduler steps, guidance), and loading.MODELS shares one
@@ -122,7 +122,7 @@ class ModelRegistry:
     # -- downloads ------------------------------------------------------------------------------
     def needs(self, chinese: bool = True, pickscore: bool | None = None) -> list[Need]:
         """The Hub models a generate loads, in loading order: what an English prompt needs, then Chinese text's."""
-        from .scorers import pickscore_default
+        from ..scorers import pickscore_default
 
         s, wanted = self.settings, [Need("Stable Diffusion", self.settings.sd_model, PIPELINE),
                                     Need("CLIP", self.settings.clip_model)]
@@ -155,7 +155,7 @@ class ModelRegistry:
 
     def start_downloads(self) -> None:
         """Fetch every Hub model a generate may load in the background, unless offline (the server's start)."""
-        from .hub import offline
+        from ..hub import offline
 
         needs = self.needs()
         if needs and not offline():
@@ -163,8 +163,8 @@ class ModelRegistry:
 
     def await_models(self, prompt: str, report=None, pickscore: bool | None = None) -> None:
         """Wait until the models a generate of `prompt` loads are fetched, reporting their progress."""
-        from .downloads import DownloadError
-        from .hub import offline
+        from ..downloads import DownloadError
+        from ..hub import offline
 
         if offline():
             return

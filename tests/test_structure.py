@@ -118,10 +118,10 @@ def test_modules_and_functions_stay_small():
 
 
 # What the shells (ui/, cli/) may import from the core: the facade, the request and result types it names,
-# settings and their declarations, and pure formatting (texts, figures, the page's run history).
+# settings and their declarations, pure formatting (texts, figures, the page's run history), and writing a file whole.
 SHELL_MAY_IMPORT = {"clipdemo.studio", "clipdemo.errors", "clipdemo.options", "clipdemo.config", "clipdemo.version",
                     "clipdemo.generation", "clipdemo.generation.request", "clipdemo.text", "clipdemo.plots",
-                    "clipdemo.history", "clipdemo.bench.format", "clipdemo.links"}
+                    "clipdemo.history", "clipdemo.bench.format", "clipdemo.links", "clipdemo.files"}
 
 
 def test_the_shells_reach_the_core_only_through_the_facade():

@@ -9,10 +9,11 @@ place and later writers keep it: the name is the content's hash, so the file alr
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from gradio import processing_utils
+
+from ..files import write_atomic
 
 
 def _keep_or_place(data: bytes, folder: Path, name: str) -> str:
@@ -25,15 +26,7 @@ def _keep_or_place(data: bytes, folder: Path, name: str) -> str:
         return str(path.resolve())
     except FileNotFoundError:
         pass
-    fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return str(path.resolve())
+    return str(write_atomic(path, data).resolve())
 
 
 def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:

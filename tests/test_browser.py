@@ -188,7 +188,7 @@ def test_stop_while_queued_cancels_the_run_when_its_turn_comes(page, browser, se
             other.locator("#stop-button").click()
             page.locator("#stop-button").wait_for(state="hidden", timeout=LONG)  # this page's run has ended
             page.wait_for_function(f"() => [...document.querySelectorAll('*')].filter({STOPPED_LEAF})"
-                                   ".some(e => !e.dataset.seen)", timeout=10_000)
+                                   ".some(e => !e.dataset.seen)", timeout=LONG)
             assert gallery_sources(page) == before  # the queued run was cancelled, not run
     except BaseException:
         other.screenshot(path=str(ARTIFACTS / "1c-other-page-failure.png"), full_page=True)

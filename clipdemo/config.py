@@ -80,7 +80,7 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset(
         str(DEMO_MODELS_DIR / "demo-sd"),
         str(DEMO_MODELS_DIR / "demo-clip"),
-        GenerationDefaults(n=4, steps=40, guidance=4.0, width=64, height=64),
+        GenerationDefaults(n=4, steps=40, guidance=2.0, width=64, height=64),
         description="tiny bilingual models of coloured shapes and animals with accessories, in assets/models, "
                     "offline",
         examples=("a dog wearing glasses", "一只戴眼镜的狗", "a cat in a red hat", "戴着红帽子的猫",

@@ -82,7 +82,7 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     # The preset names are config.PRESETS' keys (a test checks they agree).
-    Option("preset", "model set and generation defaults: default (Hub models) or demo (offline shapes)",
+    Option("preset", "model set and generation defaults: default (Hub models) or demo (offline animals and shapes)",
            default="default", choices=("default", "demo"), kind="choice"),
     Option("sd_model", "diffusers text-to-image pipeline: Hub id or local folder", default=DEFAULT_SD_MODEL,
            kind="model", model="Stable Diffusion", scope="generation", preset=True),

@@ -1,7 +1,7 @@
 """The animals world: a coloured animal, facing the viewer, with no accessory or one of its own colour.
 
-Five animals (dog, cat, bird, fish, rabbit) are drawn as simple figures, always in the same pose and place
-(small jitter in position and size), each in one of six colours; an accessory (glasses, hat, bow tie,
+Five animals (dog, cat, bird, fish, rabbit) are drawn as simple figures at a random size and place, facing
+left or right, each in one of six colours; an accessory (glasses, hat, bow tie,
 scarf) sits where it belongs on the figure, in another colour. Backgrounds are light, plain or with a soft
 gradient or texture, in varied tints. Captions in English and Chinese name the animal and the accessory and
 name each colour about half of the time ("a dog wearing glasses", "a cat in a red hat", "一只戴眼镜的狗",
@@ -37,6 +37,7 @@ ACCESSORY_STATES = [NONE, *ACCESSORIES]
 ZH_COLOURS = {"red": "红", "green": "绿", "blue": "蓝", "yellow": "黄", "purple": "紫", "orange": "橙"}
 # The classes of the zero-shot gate: animal x accessory state (25)
 CLASSES: list[tuple[str, str]] = [(a, s) for a in ANIMALS for s in ACCESSORY_STATES]
+SCALE = (0.62, 1.06)  # figure size as a fraction of the image: the smallest glasses span about 10 pixels
 
 
 @dataclass
@@ -217,16 +218,20 @@ def _accessory(draw: ImageDraw.ImageDraw, scene: Scene, cx: float, cy: float, s:
 
 
 def render(scene: Scene, rng: np.random.Generator, size: int = 64) -> Image.Image:
-    """The scene drawn at 4x and downsampled (smooth edges), with a little jitter in place and size."""
-    scale = 4
-    big = size * scale
+    """The scene drawn at 4x and downsampled (smooth edges), at a random size and place, facing either way."""
+    big = size * 4
     canvas = Image.fromarray(_background(size, rng).astype(np.uint8)).resize((big, big), Image.NEAREST)
     draw = ImageDraw.Draw(canvas)
-    s = big * rng.uniform(0.92, 1.06)
-    cx = big * 0.5 + rng.uniform(-0.04, 0.04) * big
-    cy = big * 0.54 + rng.uniform(-0.04, 0.04) * big
+    scale = rng.uniform(*SCALE)
+    # A smaller figure may stand further from the centre; a hat or scarf reaches about half its size away.
+    room_x, room_y = max(0.03, 0.5 - 0.5 * scale), max(0.02, 0.48 - 0.52 * scale)
+    s = big * scale
+    cx = big * (0.5 + rng.uniform(-room_x, room_x))
+    cy = big * (0.53 + rng.uniform(-room_y, room_y))
     chin = _animal(draw, scene, cx, cy, s, rng)
     _accessory(draw, scene, cx, cy, s, chin, rng)
+    if rng.random() < 0.5:  # facing the other way (the fish's head and tail swap sides)
+        canvas = canvas.transpose(Image.FLIP_LEFT_RIGHT)
     return canvas.resize((size, size), Image.LANCZOS)
 
 

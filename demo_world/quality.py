@@ -193,3 +193,23 @@ def measure_all(studio: Studio, judge, per_pair: int = 2, n_images: int = 300, s
         rates["zero_shot_top1"] = animal_zero_shot(studio, language, n_images)
         out["animals"][language] = rates
     return out
+
+
+def top1_grid(studio: Studio, accessory: str = "glasses", tile: int = 128):
+    """The re-ranked top-1 for every animal wearing `accessory`, at the gates' two seeds: one row per language
+    (English on top), ten held-out prompts each. Returns a PIL image."""
+    from PIL import Image
+
+    defaults = studio.settings.defaults
+    rows = []
+    for language in ("en", "zh"):
+        prompts = [p for p in animal_prompts(language) if p[2] == accessory]
+        rows.append([studio.generate(GenerationRequest(prompt, n=4, steps=defaults.steps, guidance=defaults.guidance,
+                                                       width=defaults.width, height=defaults.height,
+                                                       seed=seed)).images[0].image
+                     for prompt, _, _, seed in prompts])
+    grid = Image.new("RGB", (tile * len(rows[0]), tile * len(rows)), "white")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            grid.paste(image.convert("RGB").resize((tile, tile), Image.LANCZOS), (c * tile, r * tile))
+    return grid

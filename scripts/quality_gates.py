@@ -3,6 +3,7 @@
     python scripts/quality_gates.py                  # both worlds at the preset's defaults, writes QUALITY.json
     python scripts/quality_gates.py --table          # print the quality table of assets/models/README.md
     python scripts/quality_gates.py --guidance 1 --steps 20 --no-write   # a cheaper generator, printed only
+    python scripts/quality_gates.py --grid docs/demo-top1-grid.png        # the README's grid of top-1 images
 
 Animals (demo_world/quality.py): per language, the 20 animal x accessory prompts twice (held-out seeds) x 4
 candidates, moderation off, judged by demo_world.judge (never the ranking CLIP); zero-shot top-1 over the 25
@@ -22,7 +23,7 @@ if str(ROOT) not in sys.path:  # run as `python scripts/...` from anywhere
 from clipdemo import Studio, resolve_settings  # noqa: E402
 from clipdemo.config import DEMO_MODELS_DIR  # noqa: E402
 from demo_world.judge import Judge  # noqa: E402
-from demo_world.quality import measure_all  # noqa: E402
+from demo_world.quality import measure_all, top1_grid  # noqa: E402
 
 QUALITY_FILE = DEMO_MODELS_DIR / "QUALITY.json"
 
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the demo preset's)")
     parser.add_argument("--table", action="store_true", help="print README's table from QUALITY.json and stop")
     parser.add_argument("--no-write", action="store_true", help="print the measures, leave QUALITY.json")
+    parser.add_argument("--grid", type=Path, help="save the re-ranked top-1 of ten held-out prompts per "
+                                                  "language (each animal wearing glasses) as a PNG and stop")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(QUALITY_FILE.read_text(encoding="utf-8"))))
@@ -75,6 +78,10 @@ def main() -> None:
     started = time.time()
     # Moderation off: the demo preset blurs purple stars on purpose; the judges must see what was drawn.
     studio = Studio(resolve_settings(preset="demo", moderation="off"))
+    if args.grid:
+        top1_grid(studio).save(args.grid)
+        print(f"wrote {args.grid}")
+        return
     quality = measure_all(studio, Judge(), args.per_pair, args.images, args.steps, args.guidance)
     quality["seconds"] = round(time.time() - started, 1)
     summary = {lang: {k: v for k, v in quality["animals"][lang].items() if k != "records"} for lang in ("en", "zh")}

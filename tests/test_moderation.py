@@ -157,17 +157,26 @@ def test_demo_concept_check_flags_a_purple_star():
 
 def test_demo_moderation_blurs_its_concept_but_not_the_examples():
     """The demo concept must not fire on the page's own examples: a red-cross concept blurred most
-    images of "a red circle", because the demo CLIP reads the demo SD's blobs as crosses."""
+    images of "a red circle", because the demo CLIP reads the demo SD's blobs as crosses. It fires on
+    nearly every rendered purple star, and on the generator's clearest ones."""
+    from demo_world import world
+
     studio = Studio(resolve_settings(preset="demo"))
+    defaults = studio.settings.defaults
 
     def flagged(prompt: str) -> int:
-        result = studio.generate(GenerationRequest(prompt, n=4, steps=40, guidance=4.0, width=64, height=64, seed=0))
-        return sum(item.moderation["flagged"] for item in result.images)
+        return sum(item.moderation["flagged"]
+                   for seed in (0, 1)
+                   for item in studio.generate(GenerationRequest(prompt, n=4, steps=defaults.steps,
+                                                                 guidance=defaults.guidance, width=64, height=64,
+                                                                 seed=seed)).images)
 
-    assert flagged("a red circle") == 0
-    assert flagged("红色的圆形") == 0
-    assert flagged("a dog wearing glasses") == 0
-    assert flagged("a purple star") >= 2
+    for example in ("a red circle", "红色的圆形", "a dog wearing glasses", "一只戴眼镜的狗"):
+        assert flagged(example) == 0, example
+    assert flagged("a purple star") >= 1
+    stars = [world.render("purple", "star", np.random.default_rng(k))[0] for k in range(8)]
+    verdicts, _ = studio.moderate(stars)
+    assert sum(v.flagged for v in verdicts) >= 7
 
 
 def test_moderate_endpoint(tiny_sd_dir, tiny_clip_dir, tmp_path):

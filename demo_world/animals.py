@@ -1,4 +1,4 @@
-"""The animals world: a coloured animal, facing the viewer, with no accessory or one of its own colour.
+"""The animals world: a coloured animal with no accessory or one in a colour of its own.
 
 Five animals (dog, cat, bird, fish, rabbit) are drawn as simple figures at a random size and place, facing
 left or right, each in one of six colours; an accessory (glasses, hat, bow tie,

@@ -148,13 +148,21 @@ def animal_rates(studio: Studio, judge, language: str, per_pair: int = 2, n_cand
     guidance = defaults.guidance if guidance is None else guidance
     records = []
     for prompt, animal, accessory, seed in animal_prompts(language, per_pair)[:limit]:
-        request = GenerationRequest(prompt, n=n_candidates, steps=steps, guidance=guidance, width=defaults.width,
-                                    height=defaults.height, seed=seed)
-        verdicts = judge([item.image for item in studio.generate(request).images])  # best first
+        verdicts = judge(ranked_images(studio, prompt, seed, n_candidates, steps, guidance))
         records.append({"prompt": prompt, "seed": seed, "animal": animal, "accessory": accessory,
                         "judged": [[v.animal, v.accessory] for v in verdicts]})
     return {**rates_of(records), "prompts": len(records), "candidates": n_candidates, "steps": steps,
             "guidance": guidance, "records": records}
+
+
+def ranked_images(studio: Studio, prompt: str, seed: int, n: int = 4, steps: int | None = None,
+                  guidance: float | None = None) -> list:
+    """The candidates of one generate, best first, at the preset's size (and its steps and guidance unless given)."""
+    d = studio.settings.defaults
+    request = GenerationRequest(prompt, n=n, steps=d.steps if steps is None else steps,
+                                guidance=d.guidance if guidance is None else guidance, width=d.width,
+                                height=d.height, seed=seed)
+    return [item.image for item in studio.generate(request).images]
 
 
 def rates_of(records: list[dict]) -> dict[str, float]:
@@ -200,14 +208,9 @@ def top1_grid(studio: Studio, accessory: str = "glasses", tile: int = 128):
     (English on top), ten held-out prompts each. Returns a PIL image."""
     from PIL import Image
 
-    defaults = studio.settings.defaults
-    rows = []
-    for language in ("en", "zh"):
-        prompts = [p for p in animal_prompts(language) if p[2] == accessory]
-        rows.append([studio.generate(GenerationRequest(prompt, n=4, steps=defaults.steps, guidance=defaults.guidance,
-                                                       width=defaults.width, height=defaults.height,
-                                                       seed=seed)).images[0].image
-                     for prompt, _, _, seed in prompts])
+    rows = [[ranked_images(studio, prompt, seed)[0]
+             for prompt, _, wears, seed in animal_prompts(language) if wears == accessory]
+            for language in ("en", "zh")]
     grid = Image.new("RGB", (tile * len(rows[0]), tile * len(rows)), "white")
     for r, row in enumerate(rows):
         for c, image in enumerate(row):

@@ -63,13 +63,18 @@ def run_bench(models: ModelRegistry, prompts: str | Path | Sequence[str], settin
         setting.check(models.settings)
     out = Path(out)
     rank, world = (0, 1) if accelerator is None else (accelerator.process_index, accelerator.num_processes)
-    # 2. Record each setting's full parameters; a folder holding other parameters under a name is refused.
+    # 2. Each setting's full parameters; a folder holding other parameters under a name is refused.
     params = {s.name: s.recorded(models.settings) for s in bench}
-    record_settings(out / RECORD, params, write=rank == 0)
+    known = recorded_settings(out / RECORD, params)
     # 3. The work in a stable order; this process takes every world-th item and skips those already done.
     items = [WorkItem(s, p, seed_base + k) for s in bench for p in prompt_list for k in range(seeds)]
     done = done_keys(out, prompt_list)
     todo = [item for item in items[rank::world] if item.key not in done]
+    if accelerator is not None:
+        accelerator.wait_for_everyone()  # every process has read the folder before any writes to it
+    if rank == 0 and any(name not in known for name in params):
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / RECORD, json.dumps({"settings": {**known, **params}}, ensure_ascii=False, indent=2) + "\n")
     own = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
     # 4. Generate, score and append one row per image.
     seen: dict[str, list[str]] = {}  # notices by their wording with the numbers taken out
@@ -105,8 +110,8 @@ def check_seeds(seeds: int, seed_base: int) -> None:
         raise InputError(f"The seed base must be between 0 and {MAX_SEED - seeds} (got {seed_base!r}).")
 
 
-def record_settings(path: Path, params: dict[str, dict], write: bool) -> None:
-    """Add this run's settings to the folder's record; a name recorded with other parameters is an InputError."""
+def recorded_settings(path: Path, params: dict[str, dict]) -> dict[str, dict]:
+    """The settings the folder's record holds; one recorded under a name of `params` with other values is refused."""
     known = json.loads(path.read_text(encoding="utf-8")).get("settings", {}) if path.exists() else {}
     for name, p in params.items():
         if name in known and known[name] != p:
@@ -114,10 +119,7 @@ def record_settings(path: Path, params: dict[str, dict], write: bool) -> None:
                                if known[name].get(k) != v)
             raise InputError(f"{path.parent} already holds setting '{name}' with other parameters ({differ}): "
                              f"use another --out or another setting name.")
-    if write and any(name not in known for name in params):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"settings": {**known, **params}}, ensure_ascii=False, indent=2) + "\n",
-                        encoding="utf-8")
+    return known
 
 
 def done_keys(out: Path, prompts: list[Prompt]) -> set[tuple]:

@@ -63,6 +63,16 @@ def test_generate_writes_manifest_exactly_as_specified(tiny_sd_dir, tiny_clip_di
         assert Image.open(out / entry["file"]).size == (64, 72)
 
 
+def test_a_helper_that_cannot_load_is_one_note_and_no_library_warning(tiny_sd_dir, tiny_clip_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HOME=str(tmp_path / "hf"))  # an empty cache, offline
+    proc = subprocess.run([sys.executable, "-m", "clipdemo", "generate", "a cat", "-n", "1", "--steps", "1",
+                           "--width", "64", "--height", "64", "--decoder", "taesd", "--out", str(tmp_path / "run"),
+                           "--sd-model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir), "--dtype", "fp32"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: The fast TAESD decoder could not be loaded" in proc.stderr
+    assert "Warning" not in proc.stderr and "deprecated" not in proc.stderr, proc.stderr
+
 def test_generate_bad_input_exits_2_with_one_line(tiny_sd_dir, tiny_clip_dir, tmp_path, capsys):
     code = main(["generate", "  ", "--out", str(tmp_path), "--sd-model", str(tiny_sd_dir),
                  "--clip-model", str(tiny_clip_dir)])

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from clipdemo import GenerationRequest, ModelLoadError, Studio, resolve_settings
@@ -23,7 +24,16 @@ def chinese_clip_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def altclip_dir(tmp_path_factory):
-    return save_tiny_altclip(tmp_path_factory.mktemp("altclip"))
+    """Random weights put every image-text cosine near -0.39, which CLIPScore clamps to 0 whatever the text; with
+    the text projection negated the cosines are positive, so a score tells one text from another."""
+    from transformers import AltCLIPModel
+
+    folder = save_tiny_altclip(tmp_path_factory.mktemp("altclip"))
+    model = AltCLIPModel.from_pretrained(folder)
+    with torch.no_grad():
+        model.text_projection.weight.neg_()
+    model.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +107,6 @@ def test_translate_mode_shows_translation_and_ranks_against_typed_prompt(tiny_sd
     """The pipeline receives the translation (a spy around its real encode_prompt records it), the candidates
     are ranked by AltCLIP against the prompt as typed (transformers' AltCLIPModel, computed here), and the
     manifest and each PNG name both prompts."""
-    import torch
     from transformers import AltCLIPModel, AltCLIPProcessor, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from clipdemo.provenance import read_metadata
@@ -128,11 +137,14 @@ def test_translate_mode_shows_translation_and_ranks_against_typed_prompt(tiny_sd
     with torch.no_grad():
         pictures = [item.image for item in result.images]
         image = alt.get_image_features(**processor(images=pictures, return_tensors="pt")).pooler_output
-        text = alt.get_text_features(**processor(text=[ZH_PROMPT], return_tensors="pt", padding=True)).pooler_output
+        text = alt.get_text_features(**processor(text=[ZH_PROMPT, translation], return_tensors="pt",
+                                                 padding=True)).pooler_output
     cosine = torch.nn.functional.normalize(image, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
-    expected = (100 * cosine[:, 0].clamp(min=0)).tolist()
-    assert [item.scores["clip"] for item in result.images] == pytest.approx(expected, abs=0.05)
-    assert cosine[:, 0].tolist() == sorted(cosine[:, 0].tolist(), reverse=True)
+    expected, against_translation = (100 * cosine.clamp(min=0)).T.tolist()
+    got = [item.scores["clip"] for item in result.images]
+    assert got == pytest.approx(expected, abs=2e-3)  # float rounding
+    assert got != pytest.approx(against_translation, abs=2e-3)  # the check tells the two prompts apart
+    assert expected == sorted(expected, reverse=True)
     # The run's files say both: the prompt as typed and the one the pipeline drew.
     write_run(result, tmp_path)
     assert (manifest(result)["prompt"], manifest(result)["translated_prompt"]) == (ZH_PROMPT, translation)

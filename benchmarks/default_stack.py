@@ -12,7 +12,8 @@ machine runs it after the first download.
 2. Memory: `python app.py` as a server, every tab used once through gradio_client (a Chinese prompt
    included), then the server's peak RSS.
 3. GPU memory in fp16 (no GPU here): the default GPU set's weights in fp16 plus the activations of a
-   batch-4 UNet step and full-VAE decode, measured as the peak RSS they add in bf16 (same bytes as fp16).
+   batch-4 UNet step and full-VAE decode, measured as the peak RSS they add in bf16 (same bytes as fp16), or
+   half of what they add in fp32 on a CPU without native bf16.
 
     python -m benchmarks default-stack [--out DIR] [--rounds 3]
 """
@@ -234,9 +235,11 @@ GPU_ESTIMATE_CHILD = r'''
 import json, torch
 from pathlib import Path
 from clipdemo.config import DEFAULT_PICK_PROCESSOR
-from clipdemo.loading import MODELS, ModelSpec, load_clip, load_safety_checker, load_text2image, load_translator
+from clipdemo.loading import (MODELS, ModelSpec, cpu_has_native_bf16, load_clip, load_safety_checker, load_text2image,
+                              load_translator)
 
 cpu, bf16 = torch.device("cpu"), torch.bfloat16
+half = bf16 if cpu_has_native_bf16() else torch.float32  # emulated bf16 would take many minutes; fp32 bytes halve
 def spec(model_id): return ModelSpec("x", model_id, "", "")
 def params(module): return sum(p.numel() for p in module.parameters())
 pipe = load_text2image(spec("stabilityai/sd-turbo"), cpu, bf16)
@@ -255,13 +258,14 @@ def rss():
 def peak():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
 with torch.inference_mode():
-    latents = torch.randn(4, 4, 64, 64, dtype=bf16)
-    states = torch.randn(4, 77, 1024, dtype=bf16)
+    pipe.to(half)
+    latents = torch.randn(4, 4, 64, 64, dtype=half)
+    states = torch.randn(4, 77, 1024, dtype=half)
     before = rss()
     Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS to the current RSS
     noise = pipe.unet(latents, torch.tensor([999]), encoder_hidden_states=states).sample
     images = pipe.vae.decode(noise / pipe.vae.config.scaling_factor).sample
-    activations = peak() - before
+    activations = (peak() - before) // (2 if half == torch.float32 else 1)
 print("RESULT=" + json.dumps({"params": counts, "translator_params_fp32": translator_params,
                               "activation_bytes": activations}))
 '''

@@ -1,9 +1,11 @@
 """Real-browser tests: Debian's Chromium, driven by Playwright, against the app with the demo models.
 
-Screenshots of each step go to test-artifacts/browser/ (git-ignored). Needs /usr/bin/chromium and the
+Screenshots of each step go to test-artifacts/browser/ (git-ignored), and a result link with the ranking
+before and after the restart to result-link.json there. Needs /usr/bin/chromium and the
 trained demo models in assets/models; skipped otherwise. Never downloads a browser.
 """
 
+import json
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -428,6 +430,9 @@ def test_a_result_link_brings_the_same_ranking_back_after_a_restart(browser):
             page.goto(link, wait_until="domcontentloaded")
             again = ranking_rows(page, 3)  # it ran by itself
             assert page.locator("#generate-prompt textarea").input_value() == "一只戴眼镜的狗"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "result-link.json").write_text(json.dumps({"link": link, "before restart": first,
+                                                                "after restart": again}, ensure_ascii=False, indent=2))
         assert again == first  # same seeds, same order, same scores
         assert not page.locator("#link-notice").is_visible()  # nothing was left out
 

@@ -4,6 +4,7 @@ compared with gradio_client's for the same requests."""
 import asyncio
 import base64
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,6 +81,8 @@ def test_the_tools_and_every_parameter_are_described(served):
         undescribed = [p for p, schema in params.items() if not schema.get("description")]
         assert params and undescribed == [], (name, undescribed)
         assert "$defs" not in json.dumps(tool.inputSchema), name  # a schema every client can resolve
+    for name, tool in tools.items():  # Gradio joins a docstring's lines with commas: each section one line
+        assert not re.search(r",\s*,|\b(the|a|an|and|of|with)\, ", tool.description), (name, tool.description)
 
 
 def test_classify_over_mcp_equals_gradio_client(served, image_file):

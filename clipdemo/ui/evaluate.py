@@ -26,8 +26,7 @@ def evaluate(studio, archive: str | None, label_lines: str, templates: str, cust
         custom_template: the template when templates is custom, with {} for the label
         scorer: which CLIP scores: auto (by the text's language), english or chinese
     Returns:
-        A summary of the metrics, a per-class table, the confusion matrix, the misclassified images and the
-        report files.
+        A metrics summary, a per-class table, the confusion matrix, the misclassified images and the report files.
     """
     if not archive:
         raise InputError("Upload a zip with one folder of images per class.")

@@ -17,8 +17,7 @@ def similarity(studio, images: list[str], texts: str, scorer: str = "auto"):
         texts: the texts, one per line, in English or Chinese
         scorer: which CLIP scores: auto (by the text's language), english or chinese
     Returns:
-        A heatmap of the matrix, a table of every image-text pair with its cosine and CLIPScore, the scorer,
-        and how any uploaded clipdemo PNGs were made.
+        A heatmap, a table of each image-text pair's cosine and CLIPScore, the scorer, and uploaded PNGs' origin.
     """
     pil_images, names = read_uploads(images)
     lines = [t for t in (texts or "").splitlines() if t.strip()]

@@ -9,7 +9,6 @@ with native bf16 instructions, fp32 otherwise (emulated bf16 is 10-30x slower th
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -153,9 +152,7 @@ class ModelCache:
                 self._errors[key] = error
                 raise error
             try:
-                with self._loading, warnings.catch_warnings():
-                    # diffusers hands huggingface_hub an argument it deprecated; nothing a user could act on
-                    warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument is deprecated")
+                with self._loading:
                     model = load()
             except Exception as exc:  # any loader failure becomes one clear message
                 error = describe_failure(spec, exc)

@@ -71,6 +71,7 @@ def test_a_helper_that_cannot_load_is_one_note_and_no_library_warning(tiny_sd_di
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "note: The fast TAESD decoder could not be loaded" in proc.stderr
+    assert "madebyollin/taesd is not in the Hugging Face cache and HF_HUB_OFFLINE is set" in proc.stderr
     assert "Warning" not in proc.stderr and "deprecated" not in proc.stderr, proc.stderr
 
 def test_generate_bad_input_exits_2_with_one_line(tiny_sd_dir, tiny_clip_dir, tmp_path, capsys):

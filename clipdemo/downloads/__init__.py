@@ -100,7 +100,10 @@ class Downloads:
         if is_local(need.repo_id):
             return str(Path(need.repo_id).expanduser())
         if offline():
-            return str(cached_snapshot(need.repo_id) or need.repo_id)  # a missing model fails in the loader, as before
+            snapshot = cached_snapshot(need.repo_id)
+            if snapshot is None:  # said here: the libraries would ask the Hub anyway and name a missing config file
+                raise DownloadError(f"{need.repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+            return str(snapshot)
         status, report = self._entry(need), report or self.report
         if status.state != READY:
             status.reason = "" if status.state == FAILED else status.reason
